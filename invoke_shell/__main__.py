@@ -1,0 +1,94 @@
+"""`invoke-shell` / `python -m invoke_shell`: launch options -> Shell; interactive, or --from_file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+from .errors import ShellError
+from .request import Defaults, check_value
+from .switches import SWITCHES
+
+LOG_NAME = "invoke_shell.log"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="invoke-shell", description="The invoke> shell for Stable Diffusion.")
+    for sw in SWITCHES:
+        if not sw.launch:
+            continue
+        if sw.kind == "flag":
+            parser.add_argument(*sw.spellings, dest=sw.dest, action="store_true", default=None, help=sw.help)
+        else:
+            convert = {"int": int, "float": float}.get(sw.kind, str)
+            parser.add_argument(*sw.spellings, dest=sw.dest, type=convert, metavar=sw.metavar,
+                                choices=sw.choices or None, help=f"default {sw.help}")
+    parser.add_argument("-o", "--outdir", default="outputs", help="folder for images, the log and history")
+    parser.add_argument("-c", "--conf", default=None,
+                        help="models.yaml to use (default: ./models.yaml if present, else the built-in model)")
+    parser.add_argument("--model", default=None, help="model to start with (default: the yaml's default)")
+    parser.add_argument("--from_file", metavar="PATH|-", help="run the commands in a file (or stdin), then exit")
+    parser.add_argument("--precision", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument("--max_loaded_models", type=int, default=2, metavar="N",
+                        help="models kept in memory, the active one included")
+    parser.add_argument("--version", action="version", version=f"invoke-shell {__version__}")
+    return parser
+
+
+def launch_defaults(args: argparse.Namespace) -> Defaults:
+    values = {}
+    for sw in SWITCHES:
+        value = getattr(args, sw.dest, None) if sw.launch else None
+        if value is not None:
+            check_value(sw, value)
+            values[sw.dest] = value
+    return Defaults(**values)
+
+
+def setup_logging(path: str) -> None:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .models.manager import ModelManager
+    from .models.registry import load_registry
+    from .shell import Shell, interact, read_command_file
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        defaults = launch_defaults(args)
+        os.makedirs(args.outdir, exist_ok=True)
+        log_path = os.path.join(args.outdir, LOG_NAME)
+        setup_logging(log_path)
+        conf = args.conf if args.conf is not None else ("models.yaml" if os.path.exists("models.yaml") else None)
+        registry = load_registry(conf)
+        if args.model is not None:
+            registry.get(args.model)
+        manager = ModelManager(registry, device=args.device, precision=args.precision,
+                               max_loaded=args.max_loaded_models)
+        shell = Shell(manager, defaults=defaults, outdir=args.outdir, model=args.model, log_path=log_path)
+        source = args.from_file if args.from_file is not None else (None if sys.stdin.isatty() else "-")
+        if source is None:
+            interact(shell, history_path=os.path.join(args.outdir, ".invoke_history"))
+            return 0
+        lines = read_command_file(source)
+    except ShellError as exc:
+        print(f"invoke-shell: {exc}", file=sys.stderr)
+        return 2
+    shell.start_loading()
+    tally = shell.run(lines, source="stdin" if source == "-" else source)
+    print(f"{tally.ran} ran, {tally.failed} failed")
+    return 1 if tally.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""The `!` commands: a registry filled by a decorator; names and aliases are exact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    aliases: tuple[str, ...]
+    usage: str
+    help: str
+    run: Callable          # run(shell, argument_text)
+    completes: str = ""    # what the completer offers for the argument: "image", "text_file", "model"
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, *aliases: str, usage: str, help: str, completes: str = ""):
+    def register(fn: Callable) -> Callable:
+        cmd = Command(name, aliases, usage, help, fn, completes)
+        for spelling in (name, *aliases):
+            COMMANDS[spelling] = cmd
+        return fn
+
+    return register
+
+
+def unique_commands() -> list[Command]:
+    seen: dict[str, Command] = {}
+    for cmd in COMMANDS.values():
+        seen.setdefault(cmd.name, cmd)
+    return list(seen.values())
+
+
+# ---- the commands ----
+
+def _help(shell, argument: str) -> None:
+    from .switches import SWITCHES
+
+    lines = ["Type a prompt followed by switches, e.g.  \"fire\" -s 10 -S 1592514025 -W 384 -H 384 -A k_lms",
+             "Text in [square brackets] is the negative prompt. Switches:"]
+    for sw in SWITCHES:
+        left = ", ".join(sw.spellings) + (f" {sw.metavar}" if sw.metavar else "")
+        extra = f" ({', '.join(sw.choices)})" if sw.choices else (f" {sw.range.describe()}" if sw.range else "")
+        lines.append(f"  {left:28} {sw.help}{extra}")
+    lines.append("Commands:")
+    for cmd in unique_commands():
+        lines.append(f"  {cmd.usage:28} {cmd.help}")
+    lines.append("  q, Ctrl-D                    leave the shell; Ctrl-C cancels a line or a running generation")
+    shell.say("\n".join(lines))
+
+
+command("!help", "!h", usage="!help", help="this list of switches and commands")(_help)
+
+
+@command("!fetch", usage="!fetch FILE", help="put the command that made a PNG on the next prompt line",
+         completes="image")
+def _fetch(shell, argument: str) -> None:
+    from .errors import ParseError
+    from .outputs.fetch import command_from_png
+
+    if not argument:
+        raise ParseError("!fetch needs a PNG file: !fetch FILE")
+    text = command_from_png(_unquote(argument))
+    shell.prefill = text
+    shell.say(f"fetched: {text}")
+
+
+@command("!replay", usage="!replay FILE", help="run the commands in a text file", completes="text_file")
+def _replay(shell, argument: str) -> None:
+    from .errors import ParseError, ShellError
+    from .shell import read_command_file
+
+    if not argument:
+        raise ParseError("!replay needs a command file: !replay FILE")
+    if shell.replay_depth >= 8:
+        raise ShellError("!replay: files replay each other more than 8 deep; stopping")
+    path = _unquote(argument)
+    lines = read_command_file(path)
+    shell.replay_depth += 1
+    try:
+        tally = shell.run(lines, source=path)
+    finally:
+        shell.replay_depth -= 1
+    shell.say(f"replayed {path}: {tally.ran} ran, {tally.failed} failed")
+    if tally.failed:
+        raise ShellError(f"!replay {path}: {tally.failed} of {tally.ran} lines failed")
+
+
+@command("!models", usage="!models", help="list the models in models.yaml")
+def _models(shell, argument: str) -> None:
+    manager = shell.manager
+    active = manager.active.name if manager.active else None
+    for entry in manager.registry.entries:
+        if entry.name == active:
+            status = "active"
+        elif entry.name == shell.loading_model:
+            status = "loading"
+        else:
+            status = "cached" if manager.is_cached(entry.name) else "not loaded"
+        shell.say(f"{entry.name:20} {status:10} {entry.format:9} {entry.description}")
+
+
+@command("!switch", usage="!switch NAME", help="make another model active", completes="model")
+def _switch(shell, argument: str) -> None:
+    from .errors import ParseError
+
+    if not argument:
+        raise ParseError("!switch needs a model name; !models lists them")
+    shell.model()  # finish any background load first
+    model = shell.manager.activate(argument)
+    shell.say(f"active model: {model.name}")
+
+
+@command("!quit", "!exit", usage="!quit", help="leave the shell (also q or Ctrl-D)")
+def _quit(shell, argument: str) -> None:
+    from .shell import Quit
+
+    raise Quit
+
+
+def _unquote(text: str) -> str:
+    """A file argument, quoted or not ("my pics/a.png" or my pics/a.png)."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text

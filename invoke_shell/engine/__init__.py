@@ -1,0 +1,1 @@
+"""Image generation on diffusers pipelines. Nothing here knows about the terminal."""

@@ -1,0 +1,100 @@
+"""The built-in model, made on this machine without any download.
+
+`builtin:tiny` is a tiny Stable Diffusion pipeline with deterministic random weights built from configs
+(it draws noise; it exists so the shell and its tests run anywhere). It is written once as an ordinary
+diffusers folder under the cache directory and then loaded through the same code path as a user's model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+PREFIX = "builtin:"
+TINY_VERSION = "tiny-v1"  # bump when build_tiny changes, so old caches are not reused
+
+
+def cache_dir() -> Path:
+    """$INVOKE_SHELL_CACHE, else $XDG_CACHE_HOME/invoke-shell, else ~/.cache/invoke-shell."""
+    if os.environ.get("INVOKE_SHELL_CACHE"):
+        return Path(os.environ["INVOKE_SHELL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "invoke-shell"
+
+
+def is_builtin(path: str) -> bool:
+    return path.startswith(PREFIX)
+
+
+def resolve(path: str) -> Path:
+    """The diffusers folder behind a `builtin:NAME` path, made first if needed."""
+    name = path[len(PREFIX):]
+    if name == "tiny":
+        return ensure_tiny(cache_dir() / TINY_VERSION)
+    from ..errors import ModelError
+
+    raise ModelError(f"unknown built-in model {path!r}; the built-in models are: builtin:tiny")
+
+
+def ensure_tiny(folder: Path) -> Path:
+    """Build the tiny model into `folder` unless it is there; atomic, so concurrent shells are safe."""
+    if (folder / "model_index.json").exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        build_tiny(tmp)
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process finished first
+            if not (folder / "model_index.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _byte_tokenizer():
+    """A CLIP tokenizer over bytes alone (514 tokens, no merges): tiny and needs no vocabulary file."""
+    from transformers import CLIPTokenizer
+
+    # GPT-2/CLIP's printable mapping of the 256 byte values
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
+        range(ord("®"), ord("ÿ") + 1))
+    extra = [b for b in range(256) if b not in printable]
+    chars = [chr(b) for b in printable] + [chr(256 + i) for i in range(len(extra))]
+    vocab = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=[], model_max_length=77)
+
+
+def build_tiny(folder: Path, seed: int = 0) -> None:
+    """Write the tiny pipeline (deterministic weights for `seed`) as a diffusers folder."""
+    import torch
+    from diffusers import AutoencoderKL, LMSDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tokenizer = _byte_tokenizer()
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=8, layers_per_block=1, block_out_channels=(32, 64), norm_num_groups=8,
+            cross_attention_dim=32, attention_head_dim=4,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+        vae = AutoencoderKL(
+            latent_channels=4, sample_size=64, layers_per_block=1, norm_num_groups=8,
+            block_out_channels=(8, 16, 32, 32),  # 4 levels: vae_scale_factor 8, like SD
+            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+        text_encoder = CLIPTextModel(CLIPTextConfig(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    # the DDIM/PNDM keys ride along in the config so every sampler built from it behaves
+    scheduler = LMSDiscreteScheduler.from_config(dict(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        steps_offset=1, clip_sample=False, set_alpha_to_one=False, skip_prk_steps=True))
+    pipe = StableDiffusionPipeline(
+        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(folder)

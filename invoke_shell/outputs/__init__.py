@@ -1,0 +1,1 @@
+"""Output files: names, PNG metadata, the log."""

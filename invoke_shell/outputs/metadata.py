@@ -1,0 +1,52 @@
+"""What each PNG carries: the `Dream` command and `sd-metadata` JSON in InvokeAI 2.x's schema."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from .. import __version__
+from ..request import GenerationRequest, to_command
+
+APP_ID = "invoke-shell"
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str, steps_run: int,
+                noise_device: str) -> dict:
+    """InvokeAI 2.x's `sd-metadata` for one image, plus what InvokeAI lost or never had: the init image
+    and strength (a bug dropped them there), the steps actually run and the noise device."""
+    image = {
+        "type": "img2img" if request.is_img2img else "txt2img",
+        "prompt": [{"prompt": request.prompt, "weight": 1.0}],
+        "seed": request.seed,
+        "variations": [],
+        "steps": request.steps,
+        "cfg_scale": request.cfg_scale,
+        "threshold": 0,
+        "perlin": 0,
+        "width": request.width,
+        "height": request.height,
+        "sampler": request.sampler,
+        "seamless": False,
+        "hires_fix": False,
+        "postprocessing": None,
+        "steps_run": steps_run,
+        "noise_device": noise_device,
+    }
+    if request.is_img2img:
+        image.update(init_img=request.init_img, strength=request.strength, strength_steps=request.strength,
+                     fit=request.fit, orig_hash=file_sha256(request.init_img))
+    return {"model": "stable diffusion", "model_id": model_name, "model_hash": model_hash,
+            "app_id": APP_ID, "app_version": __version__, "image": image}
+
+
+def png_chunks(request: GenerationRequest, **kwargs) -> dict[str, str]:
+    return {"Dream": to_command(request), "sd-metadata": json.dumps(sd_metadata(request, **kwargs))}

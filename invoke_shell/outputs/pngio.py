@@ -1,0 +1,50 @@
+"""PNG files with text chunks: written atomically, read back as plain data."""
+
+from __future__ import annotations
+
+import os
+
+from PIL import Image, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
+
+from ..errors import ImageError
+
+
+def write_png(path: str, image: Image.Image, chunks: dict[str, str]) -> None:
+    """Write `image` with text `chunks` to `path`: a temporary name in the same folder, then a rename,
+    so `path` never holds a partial file."""
+    info = PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value)  # tEXt, or iTXt when the text is not Latin-1
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            image.save(f, format="PNG", pnginfo=info)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_text_chunks(path: str) -> dict[str, str]:
+    """The text chunks of a PNG (tEXt, zTXt, iTXt) as strings; ImageError when it is not a readable PNG."""
+    if os.path.isdir(path):
+        raise ImageError(f"{path} is a folder, not an image")
+    try:
+        with Image.open(path) as im:
+            if im.format != "PNG":
+                raise ImageError(f"{path} is a {im.format} image; only PNGs carry the metadata")
+            im.load()
+            return {str(k): str(v) for k, v in getattr(im, "text", {}).items()}
+    except FileNotFoundError:
+        raise ImageError(f"no such file: {path}") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path} is not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"cannot read {path}: {exc}") from None

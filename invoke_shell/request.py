@@ -1,0 +1,253 @@
+"""The generation request: parse a command line into a frozen GenerationRequest and write it back.
+
+`parse(to_command(r), d) == r` holds for every valid request and any defaults `d`: the canonical
+command spells out every field that is set. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import unicodedata
+from dataclasses import dataclass, fields
+
+from .errors import ParseError
+from .switches import BY_DEST, BY_SPELLING, SEED_LIMIT, SWITCHES, UNSUPPORTED, Switch, unsupported_message
+
+MAX_PROMPT_CHARS = 2000
+_SWITCH_START = re.compile(r"\s--?[A-Za-z]")
+_LOOKS_LIKE_SWITCH = re.compile(r"--?[A-Za-z]")
+_BACK_REFERENCE = re.compile(r"-[1-9][0-9]*")
+_NEGATIVE = re.compile(r"\[([^\[\]]*)\]")
+# short spellings, longest first, so that "-ft" wins over "-f" when a value is glued on ("-f0.7")
+_SHORT_PREFIXES = sorted((s for s in list(BY_SPELLING) + list(UNSUPPORTED) if not s.startswith("--")),
+                         key=len, reverse=True)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The session's defaults for switches not given on a line (launch options; not sticky)."""
+
+    steps: int = 50
+    cfg_scale: float = 7.5
+    sampler: str = "k_lms"
+    strength: float = 0.75
+    width: int | None = None   # None: the model's native size, or the init image's own size
+    height: int | None = None
+    fit: bool = False
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One generation command. Change it with `dataclasses.replace`; every instance is validated."""
+
+    prompt: str
+    steps: int
+    cfg_scale: float
+    sampler: str
+    seed: int | None = None        # None: random; negative: back-reference to the previous command's images
+    width: int | None = None       # None: the model's size, or the init image's own size
+    height: int | None = None
+    init_img: str | None = None    # a path, or "-1", "-2"...: the previous command's images
+    strength: float | None = None  # set whenever init_img is
+    fit: bool = False
+    outdir: str | None = None      # None: the session's output folder
+
+    def __post_init__(self) -> None:
+        check_prompt(self.prompt)
+        for sw in SWITCHES:
+            value = getattr(self, sw.dest)
+            if value is not None:
+                check_value(sw, value)
+        if self.init_img is not None and self.strength is None:
+            raise ParseError("-f/--strength must be set when -I/--init_img is")
+
+    @property
+    def positive_prompt(self) -> str:
+        """The prompt without its `[negative]` groups."""
+        return " ".join(_NEGATIVE.sub(" ", self.prompt).split())
+
+    @property
+    def negative_prompt(self) -> str:
+        """The text of all `[...]` groups, joined by spaces (InvokeAI's rule)."""
+        return " ".join(" ".join(m.split()) for m in _NEGATIVE.findall(self.prompt)).strip()
+
+    @property
+    def is_img2img(self) -> bool:
+        return self.init_img is not None
+
+    @property
+    def seed_reference(self) -> int | None:
+        """-1, -2... when the seed refers back to the previous command's images."""
+        return self.seed if self.seed is not None and self.seed < 0 else None
+
+    @property
+    def init_img_reference(self) -> int | None:
+        """-1, -2... when the init image refers back to the previous command's images."""
+        if self.init_img is not None and _BACK_REFERENCE.fullmatch(self.init_img):
+            return int(self.init_img)
+        return None
+
+
+def check_prompt(prompt: str) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ParseError('a prompt is needed before the switches, e.g. "fire" -s 10')
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ParseError(f"the prompt has {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are allowed")
+    _check_printable("the prompt", prompt)
+
+
+def _check_printable(what: str, text: str) -> None:
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Cs"):
+            raise ParseError(f"{what} contains the control character {ch!r}; remove it")
+
+
+def check_value(sw: Switch, value: object) -> None:
+    if sw.kind == "flag":
+        if not isinstance(value, bool):
+            raise ParseError(f"{sw.name} is a flag, got {value!r}")
+        return
+    if sw.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ParseError(f"{sw.name} expects an integer, got {value!r}")
+    if sw.kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ParseError(f"{sw.name} expects a number, got {value!r}")
+    if sw.kind in ("path", "choice") and not isinstance(value, str):
+        raise ParseError(f"{sw.name} expects text, got {value!r}")
+    if sw.dest == "seed":
+        if value >= SEED_LIMIT:
+            raise ParseError(f"{sw.name} must be in [0, 2^32) or a negative back-reference, got {value}")
+        return
+    if sw.range is not None and not sw.range.contains(value):
+        raise ParseError(f"{sw.name} must be in {sw.range.describe()}, got {value}")
+    if sw.choices and value not in sw.choices:
+        raise ParseError(f"{sw.name} must be one of {', '.join(sw.choices)}; got {value!r}")
+    if sw.kind == "path":
+        if not value.strip():
+            raise ParseError(f"{sw.name} needs a path, got an empty one")
+        _check_printable(f"the {sw.name} path", value)
+
+
+def _convert(sw: Switch, text: str) -> object:
+    if sw.kind == "int":
+        try:
+            return int(text, 10)
+        except ValueError:
+            raise ParseError(f"{sw.name} expects an integer, got {text!r}") from None
+    if sw.kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ParseError(f"{sw.name} expects a number, got {text!r}") from None
+    if sw.kind == "choice":
+        lowered = text.lower()
+        if lowered not in sw.choices:
+            raise ParseError(f"{sw.name} must be one of {', '.join(sw.choices)}; got {text!r}")
+        return lowered
+    return text
+
+
+def split_prompt(line: str) -> tuple[str, list[str]]:
+    """Split a command line into the prompt and the switch tokens, InvokeAI's way: a quoted prompt is
+    the first shell word; an unquoted one runs up to the first whitespace followed by `-x` or `--x`."""
+    text = line.strip()
+    try:
+        if text.startswith(('"', "'")):
+            tokens = shlex.split(text, comments=True)
+            return (tokens[0], tokens[1:]) if tokens else ("", [])
+        if text.startswith("-"):
+            return "", shlex.split(text, comments=True)
+        match = _SWITCH_START.search(text)
+        if match is None:
+            return text, []
+        return text[: match.start()].strip(), shlex.split(text[match.start():], comments=True)
+    except ValueError as exc:  # shlex: "No closing quotation" / "No escaped character"
+        raise ParseError(f"cannot split the line into words ({str(exc).lower()}): check the quotes") from None
+
+
+def _lookup(token: str) -> tuple[Switch, str | None]:
+    """The switch a token names, and the value glued to it (`--steps=10`, `-s10`), if any."""
+    if token.startswith("--"):
+        name, eq, glued = token.partition("=")
+        if name in BY_SPELLING:
+            return BY_SPELLING[name], (glued if eq else None)
+        if name in UNSUPPORTED:
+            raise ParseError(unsupported_message(name))
+        raise ParseError(f"unknown switch {name!r}; type !help for the list")
+    if not _LOOKS_LIKE_SWITCH.match(token):
+        raise ParseError(f"unexpected {token!r} after the switches: put the whole prompt first, or quote it")
+    name, eq, glued = token.partition("=")
+    if eq and name in BY_SPELLING:
+        return BY_SPELLING[name], glued
+    for prefix in _SHORT_PREFIXES:
+        if token.startswith(prefix):
+            if prefix in UNSUPPORTED:
+                raise ParseError(unsupported_message(prefix))
+            rest = token[len(prefix):]
+            return BY_SPELLING[prefix], (rest if rest else None)
+    raise ParseError(f"unknown switch {token!r}; type !help for the list")
+
+
+def parse_switches(tokens: list[str]) -> dict[str, object]:
+    """Turn switch tokens into {dest: value}, converted but not range-checked. Later switches win."""
+    values: dict[str, object] = {}
+    i = 0
+    while i < len(tokens):
+        sw, glued = _lookup(tokens[i])
+        i += 1
+        if sw.kind == "flag":
+            if glued:
+                raise ParseError(f"{sw.name} takes no value, got {glued!r}")
+            values[sw.dest] = True
+            continue
+        if glued is None:
+            if i >= len(tokens) or _LOOKS_LIKE_SWITCH.match(tokens[i]):
+                raise ParseError(f"{sw.name} needs a value ({sw.metavar})")
+            glued = tokens[i]
+            i += 1
+        values[sw.dest] = _convert(sw, glued)
+    return values
+
+
+def parse(line: str, defaults: Defaults = Defaults()) -> GenerationRequest:
+    """Parse one generation command; raises ParseError with a one-line message."""
+    prompt, tokens = split_prompt(line)
+    values = parse_switches(tokens)
+    for name in ("steps", "cfg_scale", "sampler", "width", "height", "fit"):
+        values.setdefault(name, getattr(defaults, name))
+    if values.get("init_img") is not None:
+        values.setdefault("strength", defaults.strength)
+    return GenerationRequest(prompt=prompt, **values)
+
+
+def quote_prompt(prompt: str) -> str:
+    return '"' + prompt.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _format(sw: Switch, value: object) -> str:
+    if sw.kind == "flag":
+        return sw.long[0]
+    if isinstance(value, float):
+        return f"{sw.canonical} {value!r}"
+    text = str(value)
+    if sw.kind == "path" and _LOOKS_LIKE_SWITCH.match(text):
+        return f"{sw.long[0]}={shlex.quote(text)}"  # a path that starts like a switch
+    return f"{sw.canonical} {shlex.quote(text)}"
+
+
+def to_command(request: GenerationRequest) -> str:
+    """The canonical command: the prompt quoted, then every switch that is set, in table order."""
+    parts = [quote_prompt(request.prompt)]
+    for sw in SWITCHES:
+        value = getattr(request, sw.dest)
+        if value is None or value is False:
+            continue
+        parts.append(_format(sw, value))
+    return " ".join(parts)
+
+
+def request_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(GenerationRequest))
+
+
+assert set(BY_DEST) <= set(request_fields()), "every switch in the table is a request field"

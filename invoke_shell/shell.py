@@ -1,0 +1,218 @@
+"""The REPL: one loop with one error boundary. Typed input, `!replay` and `--from_file` all go
+through `run(lines)`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import threading
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable
+
+from . import commands
+from .errors import ModelError, ParseError, ShellError
+from .request import Defaults, GenerationRequest, parse
+from .switches import SEED_LIMIT
+
+log = logging.getLogger(__name__)
+
+PROMPT = "invoke> "
+
+
+class Quit(Exception):
+    """Raised by `q` / `!quit` to leave the loop."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """One image this session made: where it went and its seed (for `-S -1` and `-I -1`)."""
+
+    path: str
+    seed: int
+
+
+@dataclass
+class Tally:
+    ran: int = 0
+    failed: int = 0
+
+
+class Shell:
+    def __init__(self, manager, *, defaults: Defaults = Defaults(), outdir: str = "outputs",
+                 model: str | None = None, log_path: str | None = None, say: Callable[[str], None] = print):
+        self.manager = manager
+        self.defaults = defaults
+        self.outdir = outdir
+        self.log_path = log_path
+        self.say = say
+        self.previous: list[Output] = []   # the images of the previous generation command
+        self.prefill = ""                  # text put on the next prompt line (!fetch)
+        self.replay_depth = 0
+        self._model_name = model or manager.registry.default().name
+        self._loader: threading.Thread | None = None
+        self._load_error: BaseException | None = None
+
+    # ---- the model, loaded in the background so the prompt appears at once ----
+    def start_loading(self) -> None:
+        def load() -> None:
+            try:
+                self.manager.activate(self._model_name)
+            except BaseException as exc:  # reported by the first command that needs the model
+                self._load_error = exc
+
+        self._loader = threading.Thread(target=load, name="model-loader", daemon=True)
+        self._loader.start()
+
+    @property
+    def loading_model(self) -> str | None:
+        """The model loading in the background, if any."""
+        return self._model_name if self._loader is not None and self._loader.is_alive() else None
+
+    def model(self):
+        """The active model, waiting for the background load if it is still running."""
+        if self._loader is not None:
+            if self._loader.is_alive():
+                self.say(f"waiting for model {self._model_name} to load...")
+                while self._loader.is_alive():
+                    self._loader.join(0.1)  # short joins keep Ctrl-C responsive
+            self._loader = None
+            if self._load_error is not None:
+                error, self._load_error = self._load_error, None
+                if isinstance(error, ShellError):
+                    raise error
+                raise ModelError(f"model {self._model_name!r} failed to load: {error}") from error
+        if self.manager.active is None:
+            self.manager.activate(self._model_name)
+        return self.manager.active
+
+    # ---- the loop ----
+    def run(self, lines: Iterable[str], source: str | None = None) -> Tally:
+        """Run command lines, echoing each as `# source:line  command` when they come from a file."""
+        tally = Tally()
+        for number, raw in enumerate(lines, 1):
+            line = raw.strip()
+            if not line or line.startswith(("#", "//")):
+                continue
+            if source is not None:
+                self.say(f"# {source}:{number}  {line}")
+            ok = self.execute(line)
+            tally.ran += 1
+            tally.failed += not ok
+        return tally
+
+    def execute(self, line: str) -> bool:
+        """Run one line. The error boundary: a known error prints one line, an unexpected one prints one
+        line and goes to the log with its traceback. Returns False when the line failed. Raises Quit."""
+        try:
+            self._dispatch(line)
+            return True
+        except ShellError as exc:
+            self.say(f"error: {exc}")
+        except KeyboardInterrupt:
+            self.say("cancelled")
+        except Quit:
+            raise
+        except Exception as exc:
+            log.exception("unexpected error running %r", line)
+            where = f" (traceback in {self.log_path})" if self.log_path else ""
+            self.say(f"unexpected error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{where}")
+        return False
+
+    def _dispatch(self, line: str) -> None:
+        if line in ("q", "quit", "exit"):
+            raise Quit
+        if line.startswith("!"):
+            name, _, argument = line.partition(" ")
+            cmd = commands.COMMANDS.get(name)
+            if cmd is None:
+                raise ParseError(f"unknown command {name!r}; type !help for the list")
+            cmd.run(self, argument.strip())
+            return
+        self.generate(line)
+
+    # ---- generation ----
+    def resolve(self, request: GenerationRequest) -> GenerationRequest:
+        """Turn back-references (-S -1, -I -1) into the previous command's seed and image, and draw a
+        random seed when none is given."""
+        seed = request.seed
+        if request.seed_reference is not None:
+            seed = self._previous(request.seed_reference, "-S/--seed").seed
+        elif seed is None:
+            seed = secrets.randbelow(SEED_LIMIT)
+        init_img = request.init_img
+        if request.init_img_reference is not None:
+            init_img = self._previous(request.init_img_reference, "-I/--init_img").path
+        return replace(request, seed=seed, init_img=init_img)
+
+    def _previous(self, reference: int, switch: str) -> Output:
+        if not self.previous:
+            raise ParseError(f"{switch} {reference}: there is no previous image in this session yet")
+        if -reference > len(self.previous):
+            raise ParseError(f"{switch} {reference}: the previous command made {len(self.previous)} image(s)")
+        return self.previous[reference]
+
+    def generate(self, line: str) -> None:
+        from .engine import generate as engine
+        from .outputs.save import save_image
+
+        request = self.resolve(parse(line, self.defaults))
+        model = self.model()
+        job = engine.prepare(request, model)
+        for warning in job.warnings:
+            self.say(f"warning: {warning}")
+        schedule = job.schedule
+        if schedule.strength is not None:
+            self.say(f"img2img: strength {schedule.strength:.2f} x {schedule.steps} steps -> "
+                     f"{schedule.steps_run} of {schedule.steps} steps from the init image")
+        image = engine.run(job, model)
+        outdir = job.request.outdir or self.outdir
+        path, command = save_image(image, job, outdir, model)
+        self.previous = [Output(path, job.request.seed)]
+        self.say(f"{path}: {command}")
+
+
+def read_command_file(path: str) -> list[str]:
+    """The lines of a command file (`-` is standard input); one-line ShellError when unreadable."""
+    if path == "-":
+        return sys.stdin.read().splitlines()
+    if os.path.isdir(path):
+        raise ShellError(f"{path} is a folder, not a command file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        raise ShellError(f"no such command file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ShellError(f"cannot read {path}: {exc}") from None
+
+
+def interact(shell: Shell, *, input=None, output=None, history_path: str | None = None) -> None:
+    """The interactive prompt. Ctrl-C clears the line, Ctrl-D or `q` leaves."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    from .completion import ShellCompleter
+
+    history = InMemoryHistory()
+    if history_path is not None:
+        os.makedirs(os.path.dirname(history_path) or ".", exist_ok=True)
+        history = FileHistory(history_path)  # appended at each line, so it survives a crash
+    completer = ShellCompleter(model_names=shell.manager.registry.names,
+                               seeds=lambda: [o.seed for o in shell.previous])
+    session = PromptSession(history=history, completer=completer, complete_while_typing=False,
+                            input=input, output=output)
+    shell.start_loading()
+    while True:
+        try:
+            line = session.prompt(PROMPT, default=shell.prefill)
+        except KeyboardInterrupt:
+            continue
+        except EOFError:
+            break
+        shell.prefill = ""
+        try:
+            shell.execute(line.strip())
+        except Quit:
+            break

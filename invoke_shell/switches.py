@@ -1,0 +1,126 @@
+"""THE switch table: one entry per generation switch.
+
+The line parser (request.py), the launch parser (__main__.py), completion, `!help` and the canonical
+command written into every PNG all read this table, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+SAMPLERS = ("ddim", "plms", "k_lms", "k_euler", "k_euler_a", "k_heun", "k_dpm_2", "k_dpm_2_a", "k_dpmpp_2")
+SEED_LIMIT = 2**32
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric interval; `describe()` prints it the way error messages show it: `(0, 1]`."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        return above and below
+
+    def describe(self) -> str:
+        def num(x: float) -> str:
+            return str(int(x)) if float(x).is_integer() else repr(x)
+
+        return f"{'(' if self.lo_open else '['}{num(self.lo)}, {num(self.hi)}{')' if self.hi_open else ']'}"
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One switch. `kind` is int, float, str, path, choice or flag; `launch` marks the switches that
+    also set a session default when given to `invoke-shell` itself."""
+
+    dest: str
+    short: tuple[str, ...]
+    long: tuple[str, ...]
+    kind: str
+    help: str
+    metavar: str = ""
+    choices: tuple[str, ...] = ()
+    range: Range | None = None
+    launch: bool = False
+    completes: str = ""  # what the completer offers for the value: "sampler", "image", "dir", "seed"
+
+    @property
+    def name(self) -> str:
+        """`-s/--steps`: how messages name the switch."""
+        return "/".join(self.short[:1] + self.long[:1])
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        return self.short + self.long
+
+    @property
+    def canonical(self) -> str:
+        """The spelling written into canonical commands (InvokeAI's: short where there is one, long flags)."""
+        return self.long[0] if self.kind == "flag" or not self.short else self.short[0]
+
+
+SWITCHES: tuple[Switch, ...] = (
+    Switch("steps", ("-s",), ("--steps",), "int", "number of sampler steps", "N",
+           range=Range(1, 1000), launch=True),
+    Switch("seed", ("-S",), ("--seed",), "int",
+           "image seed in [0, 2^32); random when absent; -1 = seed of the previous command's last image, -2 the one before",
+           "SEED", completes="seed"),
+    Switch("width", ("-W",), ("--width",), "int", "image width in pixels (floored to what the model accepts)", "W",
+           range=Range(8, 4096), launch=True),
+    Switch("height", ("-H",), ("--height",), "int", "image height in pixels (floored to what the model accepts)", "H",
+           range=Range(8, 4096), launch=True),
+    Switch("cfg_scale", ("-C",), ("--cfg_scale",), "float", "classifier-free guidance scale", "SCALE",
+           range=Range(0, 100, lo_open=True), launch=True),
+    Switch("sampler", ("-A", "-m"), ("--sampler",), "choice", "sampler (diffusers scheduler) to use", "NAME",
+           choices=SAMPLERS, launch=True, completes="sampler"),
+    Switch("init_img", ("-I",), ("--init_img",), "path",
+           "init image for img2img; -1 = the previous command's last image", "PATH", completes="image"),
+    Switch("strength", ("-f",), ("--strength",), "float",
+           "img2img strength: the last int(steps * strength) steps run from the noised init image", "F",
+           range=Range(0, 1, lo_open=True), launch=True),
+    Switch("fit", ("-T", "-fit"), ("--fit",), "flag", "fit the init image inside W x H, keeping its aspect ratio",
+           launch=True),
+    Switch("outdir", ("-o",), ("--outdir",), "path", "output folder for this command", "DIR", completes="dir"),
+)
+
+BY_DEST: dict[str, Switch] = {s.dest: s for s in SWITCHES}
+BY_SPELLING: dict[str, Switch] = {spelling: s for s in SWITCHES for spelling in s.spellings}
+
+# InvokeAI 2.3 switches that invoke-shell does not (yet) build: named, never silently ignored.
+UNSUPPORTED: dict[str, str] = {
+    "-n": "--iterations", "--iterations": "--iterations",
+    "-g": "--grid", "--grid": "--grid", "-i": "--individual", "--individual": "--individual",
+    "-x": "--skip_normalize", "--skip_normalize": "--skip_normalize",
+    "-t": "--log_tokenization", "--log_tokenization": "--log_tokenization",
+    "--fnformat": "--fnformat", "-z": "--png_compression", "--png_compression": "--png_compression",
+    "--threshold": "--threshold", "--perlin": "--perlin", "--karras_max": "--karras_max",
+    "--h_symmetry_time_pct": "--h_symmetry_time_pct", "--v_symmetry_time_pct": "--v_symmetry_time_pct",
+    "--hires_fix": "--hires_fix", "--save_intermediates": "--save_intermediates",
+    "--seamless": "--seamless", "--seamless_axes": "--seamless_axes",
+    "-M": "--init_mask", "--init_mask": "--init_mask", "-tm": "--text_mask", "--text_mask": "--text_mask",
+    "--invert_mask": "--invert_mask", "--init_color": "--init_color",
+    "-r": "--inpaint_replace", "--inpaint_replace": "--inpaint_replace",
+    "-v": "--variation_amount", "--variation_amount": "--variation_amount",
+    "-V": "--with_variations", "--with_variations": "--with_variations",
+    "-G": "--facetool_strength", "--facetool_strength": "--facetool_strength",
+    "--gfpgan_strength": "--gfpgan_strength", "-ft": "--facetool", "--facetool": "--facetool",
+    "-cf": "--codeformer_fidelity", "--codeformer_fidelity": "--codeformer_fidelity",
+    "-U": "--upscale", "--upscale": "--upscale", "-save_orig": "--save_original", "--save_original": "--save_original",
+    "-embiggen": "--embiggen", "--embiggen": "--embiggen", "--embiggen_tiles": "--embiggen_tiles",
+    "--embiggen_strength": "--embiggen_strength", "-c": "--outcrop", "--outcrop": "--outcrop",
+    "--force_outpaint": "--force_outpaint", "--seam_size": "--seam_size", "--seam_blur": "--seam_blur",
+    "--seam_strength": "--seam_strength", "--seam_steps": "--seam_steps", "--tile_size": "--tile_size",
+    "-D": "--out_direction", "--out_direction": "--out_direction", "--use_mps_noise": "--use_mps_noise",
+}
+
+
+def unsupported_message(spelling: str) -> str:
+    return f"{spelling} ({UNSUPPORTED[spelling]}) is an InvokeAI switch that invoke-shell does not support"

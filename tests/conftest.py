@@ -1,0 +1,57 @@
+"""Shared fixtures. Every test runs with HOME and the cache redirected into temporary folders, and
+nothing touches the network (HF_HUB_OFFLINE is set before diffusers is imported)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+# The tiny test models gain nothing from threads, and on a busy 2-core machine OpenMP threads waiting
+# on each other make every op ~100x slower; subprocesses inherit this too.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["INVOKE_SHELL_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch, cache_dir):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("INVOKE_SHELL_CACHE", str(cache_dir))
+    return home
+
+
+@pytest.fixture(scope="session")
+def manager(cache_dir):
+    """One ModelManager with the built-in tiny model loaded, shared by the whole session."""
+    from invoke_shell.models.manager import ModelManager
+    from invoke_shell.models.registry import BUILTIN
+
+    mgr = ModelManager(BUILTIN, device="cpu", precision="float32")
+    mgr.activate("tiny")
+    return mgr
+
+
+@pytest.fixture
+def model(manager):
+    return manager.active
+
+
+@pytest.fixture
+def shell(manager, tmp_path):
+    """A Shell on the shared model that writes into a temporary outdir and records what it says."""
+    from invoke_shell.shell import Shell
+
+    said: list[str] = []
+    sh = Shell(manager, outdir=str(tmp_path / "outputs"), say=said.append)
+    sh.said = said
+    return sh

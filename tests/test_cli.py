@@ -1,0 +1,140 @@
+"""The installed command as a user runs it: --from_file, launch options, and a real terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+from invoke_shell.outputs.pngio import read_text_chunks
+
+
+def run_cli(args, cwd, stdin=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "invoke_shell", *args], cwd=cwd, input=stdin, text=True,
+                          capture_output=True, timeout=timeout, env=os.environ.copy())
+
+
+@pytest.fixture
+def sketch(tmp_path):
+    from PIL import Image
+
+    im = Image.new("RGB", (80, 64), (240, 240, 240))
+    im.paste((200, 40, 10), (20, 10, 60, 50))
+    im.save(tmp_path / "sketch.png")
+    return "sketch.png"
+
+
+def test_from_file_writes_images_with_metadata(tmp_path, sketch, manager):
+    (tmp_path / "cmds.txt").write_text(
+        "# the seed's walkthrough at the model's size\n"
+        '"fire" -s 10 -S 1592514025 -W 64 -H 64 -A k_lms\n'
+        f'"fire" -s 10 -S 1592514025 -W 64 -H 64 -A k_lms -I {sketch} -f 0.7\n')
+    result = run_cli(["--from_file", "cmds.txt", "-s", "5"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines == [
+        '# cmds.txt:2  "fire" -s 10 -S 1592514025 -W 64 -H 64 -A k_lms',
+        "waiting for model tiny to load...",
+        'outputs/000001.1592514025.png: "fire" -s 10 -S 1592514025 -W 64 -H 64 -C 7.5 -A k_lms',
+        f'# cmds.txt:3  "fire" -s 10 -S 1592514025 -W 64 -H 64 -A k_lms -I {sketch} -f 0.7',
+        "img2img: strength 0.70 x 10 steps -> 7 of 10 steps from the init image",
+        f'outputs/000002.1592514025.png: "fire" -s 10 -S 1592514025 -W 64 -H 64 -C 7.5 -A k_lms -I {sketch} -f 0.7',
+        "2 ran, 0 failed",
+    ]
+    chunks = read_text_chunks(str(tmp_path / "outputs/000002.1592514025.png"))
+    assert chunks["Dream"] == lines[5].split(": ", 1)[1]
+    meta = json.loads(chunks["sd-metadata"])["image"]
+    assert (meta["type"], meta["init_img"], meta["strength"], meta["steps_run"]) == ("img2img", sketch, 0.7, 7)
+    log = (tmp_path / "outputs/invoke_log.txt").read_text().splitlines()
+    assert log == [lines[2], lines[5]]
+    assert result.stderr == ""
+
+
+def test_from_stdin_and_failures_set_the_exit_status(tmp_path, manager):
+    result = run_cli(["--from_file", "-"], cwd=tmp_path, stdin='"fire" -s 2 -S 1\n"fire" -f 7\n"fire" -G 1\n')
+    assert result.returncode == 1
+    assert "error: -G (--facetool_strength) is an InvokeAI switch that invoke-shell does not support" in result.stdout
+    assert result.stdout.splitlines()[-1] == "3 ran, 2 failed"
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_launch_defaults_apply_to_each_line(tmp_path, manager):
+    result = run_cli(["--from_file", "-", "-s", "3", "-C", "4", "-A", "ddim", "-W", "48", "-H", "32"], cwd=tmp_path,
+                     stdin='"fire" -S 1\n"fire" -S 1 -s 2 -A k_euler\n')
+    assert result.returncode == 0, result.stdout
+    out = [l for l in result.stdout.splitlines() if l.startswith("outputs/")]
+    assert out[0].endswith('"fire" -s 3 -S 1 -W 48 -H 32 -C 4.0 -A ddim')
+    assert out[1].endswith('"fire" -s 2 -S 1 -W 48 -H 32 -C 4.0 -A k_euler')  # not sticky
+
+
+def test_models_yaml_picks_the_model(tmp_path, manager):
+    (tmp_path / "models.yaml").write_text(
+        f"mine:\n  description: a local copy\n  format: diffusers\n  path: {manager.active.folder}\n  default: true\n")
+    result = run_cli(["--from_file", "-"], cwd=tmp_path, stdin='!models\n"fire" -s 2 -S 1\n')
+    assert result.returncode == 0, result.stdout
+    meta = json.loads(read_text_chunks(str(tmp_path / "outputs/000001.1.png"))["sd-metadata"])
+    assert meta["model_id"] == "mine"
+
+
+def test_bad_models_yaml_is_one_line(tmp_path):
+    (tmp_path / "models.yaml").write_text("mine:\n  path: [unclosed\n")
+    result = run_cli(["--from_file", "-"], cwd=tmp_path, stdin="")
+    assert result.returncode == 2
+    assert result.stderr.startswith("invoke-shell: models.yaml: malformed YAML at line 3")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def _read_until(fd, needle: bytes, timeout: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out waiting for {needle!r}; screen so far: {seen[-2000:]!r}")
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
+
+
+def test_real_terminal_ctrl_c_cancels_a_generation_and_the_shell_goes_on(tmp_path, manager):
+    """In a pseudo-terminal, as a user: the prompt appears, Ctrl-C stops a long generation, the next
+    command runs on the still-loaded model, Ctrl-D leaves."""
+    env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the shell
+        os.chdir(tmp_path)
+        os.execvpe(sys.executable, [sys.executable, "-m", "invoke_shell"], env)
+    try:
+        screen = _read_until(fd, b"invoke>", 60)
+        os.write(fd, b'"fire" -s 2 -S 7\r')
+        screen += _read_until(fd, b"outputs/000001.7.png", 90)
+        screen += _read_until(fd, b"invoke>", 30)
+        os.write(fd, b'"fire" -s 1000 -S 1 -W 256 -H 256\r')
+        time.sleep(2)
+        os.write(fd, b"\x03")
+        screen += _read_until(fd, b"cancelled", 60)
+        screen += _read_until(fd, b"invoke>", 30)
+        os.write(fd, b'"fire" -s 2 -S 8\r')
+        screen += _read_until(fd, b"outputs/000002.8.png", 60)
+        screen += _read_until(fd, b"invoke>", 30)
+        os.write(fd, b"\x04")
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    assert b"Traceback" not in screen
+    assert sorted(p for p in os.listdir(tmp_path / "outputs") if p.endswith(".png")) == ["000001.7.png", "000002.8.png"]
+    assert not [p for p in os.listdir(tmp_path / "outputs") if p.endswith(".tmp")]

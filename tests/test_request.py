@@ -1,0 +1,142 @@
+"""The switch table and the line parser: every spelling, every error, and the round trip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from invoke_shell.errors import ParseError
+from invoke_shell.request import Defaults, GenerationRequest, parse, to_command
+from invoke_shell.switches import SAMPLERS, SWITCHES
+
+# (switch dest, spellings that must all give `value`)
+SPELLINGS = [
+    ("steps", ["-s10", "-s 10", "--steps 10", "--steps=10", "-s=10"], 10),
+    ("seed", ["-S42", "-S 42", "--seed 42", "--seed=42"], 42),
+    ("seed", ["-S-1", "-S -1", "--seed -1", "--seed=-1"], -1),
+    ("width", ["-W384", "-W 384", "--width 384", "--width=384"], 384),
+    ("height", ["-H256", "-H 256", "--height 256", "--height=256"], 256),
+    ("cfg_scale", ["-C5", "-C 5.0", "--cfg_scale 5", "--cfg_scale=5.0"], 5.0),
+    ("sampler", ["-Ak_euler", "-A k_euler", "-m k_euler", "-mk_euler", "--sampler k_euler", "--sampler=k_euler",
+                 "-A K_EULER"], "k_euler"),
+    ("init_img", ["-Isketch.png", "-I sketch.png", "--init_img sketch.png", "--init_img=sketch.png"], "sketch.png"),
+    ("init_img", ["-I -1", "-I-1", "--init_img=-1"], "-1"),
+    ("strength", ["-I x.png -f0.7", "-I x.png -f 0.7", "-I x.png --strength 0.7", "-I x.png --strength=0.7"], 0.7),
+    ("fit", ["--fit", "-T", "-fit"], True),
+    ("outdir", ["-o elsewhere", "-oelsewhere", "--outdir elsewhere", "--outdir=elsewhere"], "elsewhere"),
+]
+
+
+@pytest.mark.parametrize("dest,spelling,value", [(d, s, v) for d, ss, v in SPELLINGS for s in ss])
+def test_every_spelling(dest, spelling, value):
+    assert getattr(parse(f'"fire" {spelling}'), dest) == value
+    assert getattr(parse(f"fire {spelling}"), dest) == value
+
+
+def test_every_switch_has_a_spelling_test():
+    assert {d for d, _, _ in SPELLINGS} == {sw.dest for sw in SWITCHES}
+
+
+@pytest.mark.parametrize("line,prompt", [
+    ('"fire" -s10', "fire"),
+    ("a red car -s 25", "a red car"),
+    ("a red car", "a red car"),
+    ("a well-lit room -s 5", "a well-lit room"),       # '-l' inside a word is no switch
+    ("'it''s' -s 5", "its"),
+    ('"a # b" -s 3 # model_id=foo', "a # b"),
+])
+def test_prompt_split(line, prompt):
+    assert parse(line).prompt == prompt
+
+
+def test_negative_prompt():
+    r = parse("a red car [blurry] on a road [ugly,  dark] -s 5")
+    assert r.positive_prompt == "a red car on a road"
+    assert r.negative_prompt == "blurry ugly, dark"
+
+
+def test_defaults_fill_what_the_line_omits():
+    d = Defaults(steps=12, cfg_scale=4.0, sampler="ddim", strength=0.5, width=128, height=96, fit=True)
+    r = parse("fire -I x.png", d)
+    assert (r.steps, r.cfg_scale, r.sampler, r.strength, r.width, r.height, r.fit) == (12, 4.0, "ddim", 0.5, 128, 96, True)
+    assert parse("fire").strength is None            # strength only matters with an init image
+    assert parse("fire -s 3", d).steps == 3            # the line wins over the launch default
+
+
+@pytest.mark.parametrize("line,message", [
+    ('"fire" -s 0', "-s/--steps must be in [1, 1000], got 0"),
+    ('"fire" -s -3', "-s/--steps must be in [1, 1000], got -3"),
+    ('"fire" -I x.png -f 1.3', "-f/--strength must be in (0, 1], got 1.3"),
+    ('"fire" -I x.png -f 0', "-f/--strength must be in (0, 1], got 0.0"),
+    ('"fire" -I x.png -f nan', "-f/--strength must be in (0, 1], got nan"),
+    ('"fire" -C inf', "-C/--cfg_scale must be in (0, 100], got inf"),
+    ('"fire" -W 0', "-W/--width must be in [8, 4096], got 0"),
+    ('"fire" -A k_fancy', "-A/--sampler must be one of ddim, plms, k_lms"),
+    ('"fire" -S 4294967296', "-S/--seed must be in [0, 2^32)"),
+    ('"fire" -s ten', "-s/--steps expects an integer, got 'ten'"),
+    ('"fire" -C high', "-C/--cfg_scale expects a number, got 'high'"),
+    ('"fire" -s', "-s/--steps needs a value"),
+    ('"fire" -I -s 5', "-I/--init_img needs a value"),
+    ('"fire" --fit=yes', "--fit takes no value"),
+    ('"fire" -q 3', "unknown switch '-q'"),
+    ('"fire" --frobnicate', "unknown switch '--frobnicate'"),
+    ('"fire" -G 0.8', "-G (--facetool_strength) is an InvokeAI switch that invoke-shell does not support"),
+    ('"fire" -U 2', "-U (--upscale) is an InvokeAI switch"),
+    ('"fire" --embiggen 2', "--embiggen (--embiggen) is an InvokeAI switch"),
+    ('"fire" -n4', "-n (--iterations) is an InvokeAI switch"),
+    ('"fire -s 5', "check the quotes"),
+    ("-s 10", "a prompt is needed"),
+    ('""', "a prompt is needed"),
+    ("fire -s 10 extra words", "unexpected 'extra' after the switches"),
+    ("fire\x00 -s 3", "control character"),
+])
+def test_bad_lines_say_what_is_wrong(line, message):
+    with pytest.raises(ParseError) as info:
+        parse(line)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_canonical_command_matches_invokeai_order():
+    r = parse('"fire" -f 0.7 -I sketch.png -A k_lms -H 384 -W 384 -S 1592514025 -s 10')
+    assert to_command(r) == '"fire" -s 10 -S 1592514025 -W 384 -H 384 -C 7.5 -A k_lms -I sketch.png -f 0.7'
+
+
+_text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40)
+requests = st.builds(
+    GenerationRequest,
+    prompt=_text.filter(str.strip),
+    steps=st.integers(1, 1000),
+    cfg_scale=st.floats(0, 100, exclude_min=True),
+    sampler=st.sampled_from(SAMPLERS),
+    seed=st.none() | st.integers(0, 2**32 - 1) | st.integers(-5, -1),
+    width=st.none() | st.integers(8, 4096),
+    height=st.none() | st.integers(8, 4096),
+    init_img=st.none() | _text.filter(str.strip) | st.sampled_from(["-1", "-2", "-xyz.png", "my sketch.png"]),
+    strength=st.floats(0, 1, exclude_min=True),
+    fit=st.booleans(),
+    outdir=st.none() | _text.filter(str.strip),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(requests, st.builds(Defaults, steps=st.integers(1, 99), sampler=st.sampled_from(SAMPLERS)))
+def test_round_trip(request, defaults):
+    assert parse(to_command(request), defaults) == request
+
+
+def test_parsing_never_imports_torch():
+    code = ("import sys, invoke_shell.request, invoke_shell.shell, invoke_shell.completion, invoke_shell.__main__;"
+            "invoke_shell.request.parse('fire -s 3');"
+            "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_engine_never_imports_prompt_toolkit():
+    code = ("import sys, invoke_shell.engine.generate, invoke_shell.engine.schedule, invoke_shell.models.manager,"
+            " invoke_shell.outputs.save; sys.exit('prompt_toolkit' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
