@@ -28,13 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 choices=sw.choices or None, help=f"default {sw.help}")
     parser.add_argument("-o", "--outdir", default="outputs", help="folder for images, the log and history")
     parser.add_argument("-c", "--conf", default=None,
-                        help="models.yaml to use (default: ./models.yaml if present, else the built-in model)")
+                        help="models.yaml to use (default: ./models.yaml; without one, the built-in model, and "
+                             "!import_model writes ./models.yaml)")
     parser.add_argument("--model", default=None, help="model to start with (default: the yaml's default)")
     parser.add_argument("--from_file", metavar="PATH|-", help="run the commands in a file (or stdin), then exit")
     parser.add_argument("--precision", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--max_loaded_models", type=int, default=2, metavar="N",
-                        help="models kept in memory, the active one included")
+                        help="models kept in memory, the active one included (default 2)")
+    parser.add_argument("--free_gpu_mem", nargs="?", const="model", choices=("model", "sequential"), default=None,
+                        help="offload through accelerate: whole sub-models (default) or sequentially, layer by layer")
     parser.add_argument("--version", action="version", version=f"invoke-shell {__version__}")
     return parser
 
@@ -69,12 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs(args.outdir, exist_ok=True)
         log_path = os.path.join(args.outdir, LOG_NAME)
         setup_logging(log_path)
-        conf = args.conf if args.conf is not None else ("models.yaml" if os.path.exists("models.yaml") else None)
-        registry = load_registry(conf)
+        registry = load_registry(args.conf or "models.yaml", missing_ok=args.conf is None)
         if args.model is not None:
             registry.get(args.model)
         manager = ModelManager(registry, device=args.device, precision=args.precision,
-                               max_loaded=args.max_loaded_models)
+                               max_loaded=args.max_loaded_models, offload=args.free_gpu_mem)
         shell = Shell(manager, defaults=defaults, outdir=args.outdir, model=args.model, log_path=log_path)
         source = args.from_file if args.from_file is not None else (None if sys.stdin.isatty() else "-")
         if source is None:

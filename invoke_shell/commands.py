@@ -112,8 +112,12 @@ def _switch(shell, argument: str) -> None:
     if not argument:
         raise ParseError("!switch needs a model name; !models lists them")
     shell.model()  # finish any background load first
-    model = shell.manager.activate(argument)
-    shell.say(f"active model: {model.name}")
+    manager = shell.manager
+    manager.registry.get(argument)
+    if not manager.is_cached(argument):
+        shell.say(f"loading model {argument}...")
+    model = manager.activate(argument)
+    shell.say(f"active model: {model.name} on {manager.device}")
 
 
 @command("!quit", "!exit", usage="!quit", help="leave the shell (also q or Ctrl-D)")

@@ -27,6 +27,7 @@ class ShellCompleter(Completer):
         self.images = _path_completer(IMAGE_EXTENSIONS)
         self.text_files = _path_completer((".txt",))
         self.dirs = _path_completer(())
+        self.model_files = _path_completer((".safetensors", ".ckpt", ".pt"))
 
     def get_completions(self, document: Document, complete_event):
         text = document.text_before_cursor
@@ -66,6 +67,7 @@ class ShellCompleter(Completer):
             for seed in self.seeds():
                 if str(seed).startswith(word):
                     yield Completion(str(seed), -len(word))
-        elif kind in ("image", "text_file", "dir"):
-            completer = {"image": self.images, "text_file": self.text_files, "dir": self.dirs}[kind]
+        elif kind in ("image", "text_file", "dir", "model_file"):
+            completer = {"image": self.images, "text_file": self.text_files, "dir": self.dirs,
+                         "model_file": self.model_files}[kind]
             yield from completer.get_completions(Document(word, len(word)), None)

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
-from . import commands
+from . import commands, model_commands  # noqa: F401  (model_commands registers its commands)
 from .errors import ModelError, ParseError, ShellError
 from .request import Defaults, GenerationRequest, parse
 from .switches import SEED_LIMIT
@@ -50,6 +50,7 @@ class Shell:
         self.previous: list[Output] = []   # the images of the previous generation command
         self.prefill = ""                  # text put on the next prompt line (!fetch)
         self.replay_depth = 0
+        self.ask: Callable[[str, str], str] | None = None  # (question, default) -> answer, when interactive
         self._model_name = model or manager.registry.default().name
         self._loader: threading.Thread | None = None
         self._load_error: BaseException | None = None
@@ -203,6 +204,8 @@ def interact(shell: Shell, *, input=None, output=None, history_path: str | None 
                                seeds=lambda: [o.seed for o in shell.previous])
     session = PromptSession(history=history, completer=completer, complete_while_typing=False,
                             input=input, output=output)
+    questions = PromptSession(input=input, output=output)
+    shell.ask = lambda question, default: questions.prompt(question, default=default)
     shell.start_loading()
     while True:
         try:

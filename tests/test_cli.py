@@ -90,20 +90,25 @@ def test_bad_models_yaml_is_one_line(tmp_path):
     assert len(result.stderr.splitlines()) == 1
 
 
-def _read_until(fd, needle: bytes, timeout: float) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while needle not in seen:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError(f"timed out waiting for {needle!r}; screen so far: {seen[-2000:]!r}")
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                seen += os.read(fd, 65536)
-            except OSError:
-                break
-    return seen
+class Screen:
+    """What a pseudo-terminal showed; `expect` waits for text after what was already matched."""
+
+    def __init__(self, fd):
+        self.fd, self.text, self.pos = fd, b"", 0
+
+    def expect(self, needle: bytes, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text[self.pos:]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out waiting for {needle!r}; screen: {self.text[-2000:]!r}")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    self.text += os.read(self.fd, 65536)
+                except OSError:  # the shell exited
+                    raise AssertionError(f"the shell exited waiting for {needle!r}; screen: {self.text[-2000:]!r}")
+        self.pos = self.text.index(needle, self.pos) + len(needle)
 
 
 def test_real_terminal_ctrl_c_cancels_a_generation_and_the_shell_goes_on(tmp_path, manager):
@@ -114,19 +119,20 @@ def test_real_terminal_ctrl_c_cancels_a_generation_and_the_shell_goes_on(tmp_pat
     if pid == 0:  # the child: the shell
         os.chdir(tmp_path)
         os.execvpe(sys.executable, [sys.executable, "-m", "invoke_shell"], env)
+    screen = Screen(fd)
     try:
-        screen = _read_until(fd, b"invoke>", 60)
+        screen.expect(b"invoke>", 60)
         os.write(fd, b'"fire" -s 2 -S 7\r')
-        screen += _read_until(fd, b"outputs/000001.7.png", 90)
-        screen += _read_until(fd, b"invoke>", 30)
+        screen.expect(b"outputs/000001.7.png", 90)
+        screen.expect(b"invoke>", 30)
         os.write(fd, b'"fire" -s 1000 -S 1 -W 256 -H 256\r')
         time.sleep(2)
         os.write(fd, b"\x03")
-        screen += _read_until(fd, b"cancelled", 60)
-        screen += _read_until(fd, b"invoke>", 30)
+        screen.expect(b"cancelled", 60)
+        screen.expect(b"invoke>", 30)
         os.write(fd, b'"fire" -s 2 -S 8\r')
-        screen += _read_until(fd, b"outputs/000002.8.png", 60)
-        screen += _read_until(fd, b"invoke>", 30)
+        screen.expect(b"outputs/000002.8.png", 60)
+        screen.expect(b"invoke>", 30)
         os.write(fd, b"\x04")
         _, status = os.waitpid(pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
@@ -135,6 +141,6 @@ def test_real_terminal_ctrl_c_cancels_a_generation_and_the_shell_goes_on(tmp_pat
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
-    assert b"Traceback" not in screen
+    assert b"Traceback" not in screen.text
     assert sorted(p for p in os.listdir(tmp_path / "outputs") if p.endswith(".png")) == ["000001.7.png", "000002.8.png"]
     assert not [p for p in os.listdir(tmp_path / "outputs") if p.endswith(".tmp")]

@@ -1,7 +1,12 @@
-"""The model manager: loads models by name and keeps them resident between commands."""
+"""The model manager: loads models by name and keeps up to N resident, least recently used freed first.
+
+The active model sits on the execution device; other cached models wait in CPU RAM, so a switch back
+to one reads nothing from disk. The active model is never evicted. Device moves happen in `_place`.
+"""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -13,6 +18,8 @@ from ..errors import ModelError
 from .registry import ModelEntry, Registry
 
 log = logging.getLogger(__name__)
+
+OFFLOAD_MODES = ("model", "sequential")
 
 
 def import_stack():
@@ -48,6 +55,7 @@ def pick_device(requested: str) -> str:
 
 
 def pick_dtype(requested: str, device: str):
+    """`auto`: float16 on CUDA, float32 elsewhere."""
     import torch
 
     if requested == "auto":
@@ -75,6 +83,8 @@ class LoadedModel:
 
     @property
     def native_size(self) -> tuple[int, int]:
+        if self.entry.width and self.entry.height:
+            return self.entry.width, self.entry.height
         size = self.txt2img.unet.config.sample_size
         h, w = (size, size) if isinstance(size, int) else size
         return w * self.vae_scale_factor, h * self.vae_scale_factor
@@ -85,11 +95,12 @@ class LoadedModel:
         return max(8, self.vae_scale_factor)
 
     def content_hash(self) -> str:
-        """sha256 over the model folder's files in sorted order (computed once)."""
+        """sha256 over the model's files in sorted order (computed once, on first use)."""
         if self._hash is None:
             digest = hashlib.sha256()
-            for file in sorted(p for p in self.folder.rglob("*") if p.is_file()):
-                digest.update(str(file.relative_to(self.folder)).encode())
+            files = [self.folder] if self.folder.is_file() else sorted(p for p in self.folder.rglob("*") if p.is_file())
+            for file in files:
+                digest.update(str(file.relative_to(self.folder) if file != self.folder else file.name).encode())
                 with open(file, "rb") as f:
                     for block in iter(lambda: f.read(1 << 20), b""):
                         digest.update(block)
@@ -98,50 +109,172 @@ class LoadedModel:
 
 
 class ModelManager:
-    """Loads models by name; keeps up to `max_loaded` resident (least recently used freed first)."""
+    """Loads models by name; keeps up to `max_loaded` resident, the active one included."""
 
-    def __init__(self, registry: Registry, device: str = "auto", precision: str = "auto", max_loaded: int = 2):
+    def __init__(self, registry: Registry, device: str = "auto", precision: str = "auto", max_loaded: int = 2,
+                 offload: str | None = None):
+        if offload is not None and offload not in OFFLOAD_MODES:
+            raise ModelError(f"--free_gpu_mem must be one of {', '.join(OFFLOAD_MODES)}, got {offload!r}")
         self.registry = registry
         self.device_request = device
         self.precision = precision
         self.max_loaded = max(1, max_loaded)
+        self.offload = offload
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self.active: LoadedModel | None = None
         self.device: str | None = None
         self.dtype = None
+        self.disk_loads = 0  # how many times a model was read from disk
 
     def is_cached(self, name: str) -> bool:
         return name in self._cache
 
+    def cached_names(self) -> list[str]:
+        """Resident models, least recently used first."""
+        return list(self._cache)
+
     def activate(self, name: str) -> LoadedModel:
-        """Make `name` the active model, loading it unless it is resident."""
+        """Make `name` the active model. On failure the previous model stays active."""
         entry = self.registry.get(name)
-        model = self._cache.pop(name, None) or self._load(entry)
+        model = self._cache.get(name)
+        if model is None:
+            self._preflight(entry)  # a missing file fails here, before anything cached is freed
+            self._evict(room_for=1)
+            model = self._load(entry)
+        if self.active is not None and self.active is not model:
+            self._place(self.active, active=False)
+        self._place(model, active=True)
         self._cache[name] = model
-        while len(self._cache) > self.max_loaded:
-            evicted, _ = self._cache.popitem(last=False)
-            log.info("freed model %s", evicted)
+        self._cache.move_to_end(name)
         self.active = model
+        self._evict()
         return model
 
-    def _load(self, entry: ModelEntry) -> LoadedModel:
-        diffusers = import_stack()
+    def forget(self, name: str) -> None:
+        """Drop a cached model that is not active (after its stanza changed or was deleted)."""
+        if self.active is not None and self.active.name == name:
+            raise ModelError(f"{name!r} is the active model; !switch to another first")
+        if self._cache.pop(name, None) is not None:
+            self._free()
+
+    def set_registry(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def preload(self, entry: ModelEntry) -> LoadedModel:
+        """Load a model into the cache without activating it (a test load for !import_model)."""
+        self._preflight(entry)
+        self._evict(room_for=1)
+        model = self._load(entry)
+        self._place(model, active=False)
+        self._cache[entry.name] = model
+        self._cache.move_to_end(entry.name, last=False)  # first in line to be freed
+        self._evict()
+        return model
+
+    @staticmethod
+    def _preflight(entry: ModelEntry) -> None:
+        if entry.repo_id is not None and entry.path is None or entry.path and entry.path.startswith("builtin:"):
+            return
+        where = entry.location()
+        if not where.exists():
+            kind = "file" if entry.format == "ckpt" else "folder"
+            raise ModelError(f"model {entry.name!r}: no such {kind}: {where}")
+
+    def _evict(self, room_for: int = 0) -> None:
+        """Free least recently used models beyond the limit (keeping `room_for` free); never the active."""
+        evicted = False
+        while len(self._cache) + room_for > self.max_loaded and any(
+                self.active is None or n != self.active.name for n in self._cache):
+            victim = next(n for n in self._cache if self.active is None or n != self.active.name)
+            del self._cache[victim]
+            log.info("freed model %s", victim)
+            evicted = True
+        if evicted:
+            self._free()
+
+    def _free(self) -> None:
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _place(self, model: LoadedModel, active: bool) -> None:
+        """Active: on the execution device (or offloaded through accelerate). Otherwise: CPU RAM."""
+        if self.offload is not None and self.device == "cuda":
+            if active:
+                if self.offload == "sequential":
+                    model.txt2img.enable_sequential_cpu_offload()
+                else:
+                    model.txt2img.enable_model_cpu_offload()
+            else:
+                model.txt2img.remove_all_hooks()
+                model.txt2img.to("cpu")
+            return
+        model.txt2img.to(self.device if active else "cpu")
+
+    def _ensure_device(self) -> None:
         if self.device is None:
             self.device = pick_device(self.device_request)
             self.dtype = pick_dtype(self.precision, self.device)
-        folder = entry.location()
-        if not (folder / "model_index.json").is_file():
-            raise ModelError(f"model {entry.name!r}: {folder} is not a diffusers folder (no model_index.json)")
+            if self.offload is not None and self.device != "cuda":
+                log.warning("--free_gpu_mem has no effect on %s", self.device)
+
+    def _load(self, entry: ModelEntry) -> LoadedModel:
+        diffusers = import_stack()
+        self._ensure_device()
         try:
-            pipe = diffusers.StableDiffusionPipeline.from_pretrained(
-                folder, dtype=self.dtype, local_files_only=True, safety_checker=None,
-                requires_safety_checker=False)
-        except Exception as exc:  # diffusers raises many types for a bad folder
+            if entry.format == "ckpt":
+                pipe, where = self._load_checkpoint(entry), entry.location()
+            else:
+                pipe, where = self._load_diffusers(diffusers, entry)
+        except ModelError:
+            raise
+        except Exception as exc:  # diffusers and transformers raise many types for a bad model
             log.exception("loading %s failed", entry.name)
-            raise ModelError(f"model {entry.name!r} failed to load from {folder}: {exc}".splitlines()[0]) from None
-        pipe.to(self.device)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"model {entry.name!r} failed to load: {first}") from None
+        self.disk_loads += 1
         pipe.set_progress_bar_config(disable=True)
         img2img = diffusers.StableDiffusionImg2ImgPipeline(**pipe.components)
         img2img.set_progress_bar_config(disable=True)
-        log.info("loaded model %s from %s on %s (%s)", entry.name, folder, self.device, self.dtype)
-        return LoadedModel(entry, folder, pipe, img2img)
+        log.info("loaded model %s from %s (%s)", entry.name, where, self.dtype)
+        return LoadedModel(entry, Path(where), pipe, img2img)
+
+    def _load_diffusers(self, diffusers, entry: ModelEntry):
+        kwargs = dict(dtype=self.dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+        vae = entry.resolve(entry.vae)
+        if vae is not None:
+            if not (vae / "config.json").is_file():
+                raise ModelError(f"model {entry.name!r}: vae {vae} is not a diffusers VAE folder (no config.json)")
+            kwargs["vae"] = diffusers.AutoencoderKL.from_pretrained(vae, dtype=self.dtype, local_files_only=True)
+        if entry.path is None:
+            try:
+                folder = self._cached_repo(entry.repo_id)
+            except Exception:
+                raise ModelError(
+                    f"model {entry.name!r}: {entry.repo_id} is not in the local Hugging Face cache and there is "
+                    f"no network; download it on another machine and set path: to its folder") from None
+        else:
+            folder = entry.location()
+        if not folder.exists():
+            raise ModelError(f"model {entry.name!r}: no such folder: {folder}")
+        if not (folder / "model_index.json").is_file():
+            raise ModelError(f"model {entry.name!r}: {folder} is not a diffusers folder (no model_index.json)")
+        return diffusers.StableDiffusionPipeline.from_pretrained(folder, **kwargs), folder
+
+    @staticmethod
+    def _cached_repo(repo_id: str) -> Path:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, local_files_only=True))
+
+    def _load_checkpoint(self, entry: ModelEntry):
+        from .singlefile import load_single_file
+
+        weights = entry.location()
+        if not weights.exists():
+            raise ModelError(f"model {entry.name!r}: no such file: {weights}")
+        config = entry.resolve(entry.config)
+        return load_single_file(weights, str(config) if config is not None else None, self.dtype,
+                                vae=entry.resolve(entry.vae))

@@ -1,37 +1,114 @@
-"""models.yaml (InvokeAI 2.3's format) <-> frozen ModelEntry records."""
+"""models.yaml (InvokeAI 2.3's format) <-> frozen ModelEntry records, and atomic rewrites of the file.
+
+Two kinds of stanza:
+- diffusers: description, format: diffusers, path (or repo_id, read from the local Hugging Face cache
+  only), optional vae: {path: ...}, default;
+- checkpoint (format omitted or `ckpt`): description, weights (.safetensors/.ckpt), optional config (an
+  LDM yaml or a diffusers config folder), vae, width, height, default.
+Relative paths resolve against the yaml's folder. Fields this code does not know are kept on rewrite.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelError
 from . import builtin
 
-FORMATS = ("diffusers",)
+FORMATS = ("diffusers", "ckpt")
+NAME_PATTERN = re.compile(r"[\w.+:/-]+")  # InvokeAI's rule for model names
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    description: str
-    format: str
-    path: str              # as written in the file; see `location`
+    description: str = ""
+    format: str = "diffusers"
+    path: str | None = None       # diffusers folder (or builtin:NAME)
+    repo_id: str | None = None    # diffusers, from the local Hugging Face cache
+    weights: str | None = None    # checkpoint file
+    config: str | None = None     # checkpoint: LDM yaml or diffusers config folder
+    vae: str | None = None        # a diffusers VAE folder, or a VAE checkpoint file
+    width: int | None = None
+    height: int | None = None
     default: bool = False
-    base_dir: str = "."    # the yaml's folder: relative paths resolve against it
+    base_dir: str = field(default=".", compare=False)
+    extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)  # unknown fields, kept verbatim
+
+    def resolve(self, value: str | None) -> Path | None:
+        """A path from the stanza, relative to the yaml's folder."""
+        if value is None:
+            return None
+        return Path(self.base_dir, os.path.expanduser(value))
 
     def location(self) -> Path:
-        """The diffusers folder on disk (a built-in model is made first if needed)."""
-        if builtin.is_builtin(self.path):
+        """The diffusers folder or checkpoint file on disk (a built-in model is made first if needed)."""
+        if self.path is not None and builtin.is_builtin(self.path):
             return builtin.resolve(self.path)
-        return Path(self.base_dir, os.path.expanduser(self.path))
+        return self.resolve(self.weights if self.format == "ckpt" else self.path)
+
+    def to_stanza(self) -> dict[str, Any]:
+        stanza: dict[str, Any] = {"description": self.description, "format": self.format}
+        for key in ("path", "repo_id", "weights", "config", "width", "height"):
+            if getattr(self, key) is not None:
+                stanza[key] = getattr(self, key)
+        if self.vae is not None:
+            stanza["vae"] = {"path": self.vae} if self.format == "diffusers" else self.vae
+        stanza.update(dict(self.extra))
+        if self.default:
+            stanza["default"] = True
+        return stanza
+
+
+def entry_from_stanza(name: str, stanza: Any, base_dir: str, source: str) -> ModelEntry:
+    if not isinstance(stanza, dict):
+        raise ModelError(f"{source}: model {name!r} must be a mapping of fields, found {type(stanza).__name__}")
+    fmt = stanza.get("format", "ckpt")
+    if fmt not in FORMATS:
+        raise ModelError(f"{source}: model {name!r} has format {fmt!r}; supported: {', '.join(FORMATS)}")
+    vae = stanza.get("vae")
+    if isinstance(vae, dict):
+        vae = vae.get("path")
+    known = {"description", "format", "path", "repo_id", "weights", "config", "vae", "width", "height", "default"}
+    entry = ModelEntry(
+        name=str(name), description=str(stanza.get("description") or ""), format=fmt,
+        path=_opt_str(stanza, "path", name, source), repo_id=_opt_str(stanza, "repo_id", name, source),
+        weights=_opt_str(stanza, "weights", name, source), config=_opt_str(stanza, "config", name, source),
+        vae=str(vae) if vae is not None else None,
+        width=_opt_int(stanza, "width", name, source), height=_opt_int(stanza, "height", name, source),
+        default=bool(stanza.get("default", False)), base_dir=base_dir,
+        extra=tuple((k, v) for k, v in stanza.items() if k not in known))
+    if fmt == "diffusers" and not (entry.path or entry.repo_id):
+        raise ModelError(f"{source}: model {name!r} needs path: (a local diffusers folder) or repo_id:")
+    if fmt == "ckpt" and not entry.weights:
+        raise ModelError(f"{source}: model {name!r} needs weights: (a .safetensors or .ckpt file)")
+    return entry
+
+
+def _opt_str(stanza: dict, key: str, name: str, source: str) -> str | None:
+    value = stanza.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ModelError(f"{source}: model {name!r}: {key} must be text, got {value!r}")
+    return value
+
+
+def _opt_int(stanza: dict, key: str, name: str, source: str) -> int | None:
+    value = stanza.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ModelError(f"{source}: model {name!r}: {key} must be a positive integer, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
 class Registry:
     entries: tuple[ModelEntry, ...]
-    source: str | None  # the yaml file, None for the built-in registry
+    source: str | None           # the yaml file; None for the built-in registry (nothing to write)
+    header: str = ""             # the file's leading comment lines, kept on rewrite
 
     def names(self) -> tuple[str, ...]:
         return tuple(e.name for e in self.entries)
@@ -50,25 +127,94 @@ class Registry:
             raise ModelError(f"{self.source} names no models")
         return self.entries[0]
 
+    def with_entry(self, entry: ModelEntry, replacing: str | None = None) -> Registry:
+        """A registry with `entry` added (or put in place of `replacing`). A new default clears the old."""
+        if not NAME_PATTERN.fullmatch(entry.name):
+            raise ModelError(f"model name {entry.name!r}: use letters, digits and . _ + : / - only")
+        old = replacing or entry.name
+        if entry.name != old and entry.name in self.names():
+            raise ModelError(f"a model named {entry.name!r} exists already")
+        entries = [e for e in self.entries]
+        if entry.default:
+            entries = [replace(e, default=False) for e in entries]
+        names = [e.name for e in entries]
+        if old in names:
+            entries[names.index(old)] = entry
+        else:
+            entries.append(entry)
+        return replace(self, entries=tuple(entries))
+
+    def without(self, name: str) -> Registry:
+        self.get(name)
+        return replace(self, entries=tuple(e for e in self.entries if e.name != name))
+
+    def render(self) -> str:
+        import yaml
+
+        body = yaml.safe_dump({e.name: e.to_stanza() for e in self.entries}, sort_keys=False,
+                              default_flow_style=False, allow_unicode=True)
+        return self.header + body
+
+    def save(self) -> None:
+        """Rewrite the yaml atomically (temporary file in the same folder, then rename)."""
+        if self.source is None:
+            raise ModelError("the built-in model list has no models.yaml to write; start with --conf FILE")
+        text = self.render()
+        folder = os.path.dirname(os.path.abspath(self.source))
+        fd, tmp = tempfile.mkstemp(prefix=".models.", suffix=".yaml.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            if os.path.exists(self.source):
+                os.chmod(tmp, os.stat(self.source).st_mode & 0o777)
+            os.replace(tmp, self.source)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
 
 BUILTIN = Registry((ModelEntry("tiny", "built-in tiny model (random weights, draws noise)", "diffusers",
-                               "builtin:tiny", default=True),), None)
+                               path="builtin:tiny", default=True),), None)
 
 
-def load_registry(path: str | os.PathLike | None) -> Registry:
-    """Read a models.yaml; None gives the built-in registry. Errors are one line (with the yaml line)."""
+def _header(text: str) -> str:
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("#") or not line.strip():
+            lines.append(line)
+        else:
+            break
+    return "".join(lines)
+
+
+DEFAULT_HEADER = """\
+# invoke-shell models (InvokeAI 2.3's models.yaml format). Relative paths resolve against this folder.
+"""
+
+
+def load_registry(path: str | os.PathLike | None, missing_ok: bool = False) -> Registry:
+    """Read a models.yaml; None gives the built-in registry. With `missing_ok`, a missing file gives the
+    built-in registry that will be written there on the first change. Errors are one line."""
     if path is None:
         return BUILTIN
+    if missing_ok and not os.path.exists(path):
+        return replace(BUILTIN, source=str(path), header=DEFAULT_HEADER)
     import yaml
 
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            text = f.read()
+        data = yaml.safe_load(text)
     except FileNotFoundError:
         raise ModelError(f"--conf: no such file: {path}") from None
+    except IsADirectoryError:
+        raise ModelError(f"--conf: {path} is a folder, not a yaml file") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown place"
         raise ModelError(f"{path}: malformed YAML at {where}: {exc.problem}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ModelError(f"cannot read {path}: {exc}") from None
@@ -77,15 +223,5 @@ def load_registry(path: str | os.PathLike | None) -> Registry:
     if not isinstance(data, dict):
         raise ModelError(f"{path}: expected model names at the top level, found {type(data).__name__}")
     base = str(Path(path).resolve().parent)
-    entries = []
-    for name, stanza in data.items():
-        if not isinstance(stanza, dict):
-            raise ModelError(f"{path}: model {name!r} must be a mapping of fields, found {type(stanza).__name__}")
-        fmt = stanza.get("format", "ckpt")
-        if fmt not in FORMATS:
-            raise ModelError(f"{path}: model {name!r} has format {fmt!r}; supported: {', '.join(FORMATS)}")
-        if not isinstance(stanza.get("path"), str):
-            raise ModelError(f"{path}: model {name!r} needs a path: to a local diffusers folder")
-        entries.append(ModelEntry(str(name), str(stanza.get("description", "")), fmt, stanza["path"],
-                                  bool(stanza.get("default", False)), base))
-    return Registry(tuple(entries), str(path))
+    entries = tuple(entry_from_stanza(str(name), stanza, base, str(path)) for name, stanza in data.items())
+    return Registry(entries, str(path), _header(text))

@@ -1,0 +1,208 @@
+"""The model commands: !import_model, !edit_model, !del_model.
+
+Interactively they ask their questions through the prompt (defaults pre-filled); every answer can also be
+given as a switch, which is how they run inside --from_file and !replay.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import replace
+from pathlib import Path
+
+from .commands import command
+from .errors import ModelError, ParseError
+from .models.registry import NAME_PATTERN, ModelEntry
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt")
+_TEXT = {"--name", "--description", "--path", "--weights", "--config", "--vae"}
+_INT = {"--width", "--height"}
+_FLAGS = {"--default", "--yes"}
+
+
+def _options(command_name: str, argument: str, allowed: set[str]) -> tuple[list[str], dict[str, object]]:
+    """Split `argument` into positional words and --switches (one-line ParseError on anything odd)."""
+    try:
+        tokens = shlex.split(argument)
+    except ValueError as exc:
+        raise ParseError(f"{command_name}: {str(exc).lower()}: check the quotes") from None
+    positional, options = [], {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        name, eq, glued = token.partition("=")
+        if not token.startswith("--"):
+            positional.append(token)
+        elif name not in allowed:
+            raise ParseError(f"{command_name}: unknown switch {name!r}; allowed: {', '.join(sorted(allowed))}")
+        elif name in _FLAGS:
+            options[name] = True
+        else:
+            if not eq:
+                i += 1
+                if i >= len(tokens):
+                    raise ParseError(f"{command_name}: {name} needs a value")
+                glued = tokens[i]
+            if name in _INT:
+                try:
+                    options[name] = int(glued)
+                except ValueError:
+                    raise ParseError(f"{command_name}: {name} expects an integer, got {glued!r}") from None
+            else:
+                options[name] = glued
+        i += 1
+    return positional, options
+
+
+def _ask(shell, question: str, default: str) -> str:
+    """Ask through the prompt when interactive; otherwise take the default."""
+    if shell.ask is None:
+        return default
+    answer = shell.ask(f"{question}: ", default)
+    return answer.strip() or default
+
+
+def _confirm(shell, question: str, options: dict) -> bool:
+    if options.get("--yes"):
+        return True
+    if shell.ask is None:
+        raise ParseError(f"{question.rstrip('?')}: needs confirmation; add --yes when not at the prompt")
+    return _yes(shell, question)
+
+
+def _yes(shell, question: str) -> bool:
+    """A y/N question at the prompt (nothing pre-filled; Enter means no)."""
+    return _ask(shell, f"{question} [y/N]", "").lower() in ("y", "yes")
+
+
+def _writable_registry(shell):
+    registry = shell.manager.registry
+    if registry.source is None:
+        raise ModelError("no models.yaml to write; start invoke-shell with --conf FILE")
+    return registry
+
+
+def _candidates(path: Path) -> list[Path]:
+    """What a path names: a diffusers folder, a checkpoint file, or a folder holding several of them."""
+    if path.is_file():
+        if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+            raise ModelError(f"{path}: not a model file (expected {', '.join(CHECKPOINT_SUFFIXES)})")
+        return [path]
+    if (path / "model_index.json").is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted({p.parent for p in path.glob("*/model_index.json")} |
+                       {p for p in path.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES and p.is_file()})
+        if not found:
+            raise ModelError(f"{path}: no diffusers folders or checkpoint files in this folder")
+        return found
+    raise ModelError(f"no such file or folder: {path}")
+
+
+def _suggest_name(path: Path, taken) -> str:
+    base = re.sub(r"[^\w.+-]+", "-", path.stem if path.is_file() else path.name).strip("-") or "model"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+@command("!import_model", usage="!import_model PATH", completes="model_file",
+         help="add a diffusers folder or checkpoint (or every one in a folder) to models.yaml")
+def import_model(shell, argument: str) -> None:
+    positional, options = _options("!import_model", argument, _TEXT | _INT | {"--default"})
+    if len(positional) != 1:
+        raise ParseError("!import_model needs one path: !import_model PATH [--name N] [--description D] [--default]")
+    shell.model()  # let a background load finish first
+    targets = _candidates(Path(os.path.expanduser(positional[0])))
+    for target in targets:
+        registry = _writable_registry(shell)
+        name = options.get("--name") if len(targets) == 1 else None
+        name = name or _ask(shell, f"name for {target}", _suggest_name(target, registry.names()))
+        if not NAME_PATTERN.fullmatch(name):
+            raise ParseError(f"!import_model: model name {name!r}: use letters, digits and . _ + : / - only")
+        if name in registry.names():
+            raise ModelError(f"!import_model: a model named {name!r} exists already")
+        description = options.get("--description") or _ask(shell, "description", f"imported from {target}")
+        make_default = bool(options.get("--default")) or (
+            shell.ask is not None and _yes(shell, "make it the default model?"))
+        absolute = str(target.resolve())
+        if target.is_file():
+            entry = ModelEntry(name, description, "ckpt", weights=absolute, config=options.get("--config"),
+                               vae=options.get("--vae"), width=options.get("--width"),
+                               height=options.get("--height"), default=make_default)
+        else:
+            entry = ModelEntry(name, description, "diffusers", path=absolute, vae=options.get("--vae"),
+                               default=make_default)
+        entry = replace(entry, base_dir=str(Path(registry.source).resolve().parent))
+        shell.say(f"test-loading {name} from {target}...")
+        shell.manager.preload(entry)
+        updated = registry.with_entry(entry)
+        updated.save()
+        shell.manager.set_registry(updated)
+        shell.say(f"imported {name} into {registry.source}" + (" as the default model" if make_default else ""))
+
+
+@command("!edit_model", usage="!edit_model NAME", completes="model",
+         help="change a model's stanza in models.yaml (asks for each field)")
+def edit_model(shell, argument: str) -> None:
+    positional, options = _options("!edit_model", argument, _TEXT | _INT | {"--default"})
+    if len(positional) != 1:
+        raise ParseError("!edit_model needs a model name: !edit_model NAME [--description D] [--path P] ...")
+    registry = _writable_registry(shell)
+    old = registry.get(positional[0])
+    changes = {}
+    for switch, key in (("--name", "name"), ("--description", "description"), ("--path", "path"),
+                        ("--weights", "weights"), ("--config", "config"), ("--vae", "vae")):
+        current = getattr(old, key)
+        if key == "path" and old.format != "diffusers" or key in ("weights", "config") and old.format != "ckpt":
+            continue
+        if switch in options:
+            changes[key] = options[switch]
+        elif shell.ask is not None and not options:
+            answer = _ask(shell, key, current or "")
+            if answer != (current or ""):
+                changes[key] = answer or None
+    for switch, key in (("--width", "width"), ("--height", "height")):
+        if switch in options:
+            changes[key] = options[switch]
+    if options.get("--default"):
+        changes["default"] = True
+    if not changes:
+        shell.say(f"{old.name}: nothing changed")
+        return
+    updated = registry.with_entry(replace(old, **changes), replacing=old.name)
+    is_active = shell.manager.active is not None and shell.manager.active.name == old.name
+    reload_needed = bool(changes.keys() - {"description", "default"})
+    if reload_needed and not is_active:
+        shell.manager.forget(old.name)
+    updated.save()
+    shell.manager.set_registry(updated)
+    if is_active and reload_needed:
+        shell.say(f"edited {old.name}; the new settings apply the next time it loads")
+    else:
+        shell.say(f"edited {changes.get('name', old.name)}")
+
+
+@command("!del_model", usage="!del_model NAME", completes="model",
+         help="remove a model from models.yaml (its files stay on disk)")
+def del_model(shell, argument: str) -> None:
+    positional, options = _options("!del_model", argument, {"--yes"})
+    if len(positional) != 1:
+        raise ParseError("!del_model needs a model name: !del_model NAME [--yes]")
+    registry = _writable_registry(shell)
+    name = positional[0]
+    registry.get(name)
+    shell.model()
+    if shell.manager.active is not None and shell.manager.active.name == name:
+        raise ModelError(f"!del_model: {name!r} is the active model; !switch to another first")
+    if not _confirm(shell, f"delete {name} from {registry.source}? (its files stay on disk)", options):
+        shell.say("nothing deleted")
+        return
+    shell.manager.forget(name)
+    updated = registry.without(name)
+    updated.save()
+    shell.manager.set_registry(updated)
+    shell.say(f"deleted {name} from {registry.source}")

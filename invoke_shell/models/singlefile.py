@@ -1,0 +1,379 @@
+"""Single-file Stable Diffusion checkpoints (.safetensors, .ckpt) loaded offline through diffusers.
+
+diffusers' `from_single_file` needs a diffusers config folder; without one it fetches configs and the
+CLIP tokenizer from the hub. We ship one folder per family under invoke_shell/data/configs/ and one CLIP
+tokenizer (clip-tokenizer/, shared: the loader passes `tokenizer=` so it is never stored twice):
+
+    sd1     SD 1.x: CLIP ViT-L text encoder, 768-wide context, 512 px, epsilon
+    sd2     SD 2.x base: OpenCLIP ViT-H text encoder, 1024-wide context, 512 px, epsilon
+    sd2-v   SD 2.x 768: as sd2, 768 px, v-prediction (and attention upcast, as SD 2.1 ships)
+
+Pickled checkpoints (.ckpt/.pt/.pth/.bin) are only ever read by torch's weights-only unpickler; a file
+whose pickle would import anything beyond tensors, containers and the few harmless globals in
+`_safe_globals` is refused before anything in it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ModelError
+
+log = logging.getLogger(__name__)
+
+CONFIGS = Path(__file__).resolve().parent.parent / "data" / "configs"
+TOKENIZER = CONFIGS / "clip-tokenizer"
+FAMILIES = {
+    "sd1": "Stable Diffusion 1.x",
+    "sd2": "Stable Diffusion 2.x base (512 px, epsilon)",
+    "sd2-v": "Stable Diffusion 2.x (768 px, v-prediction)",
+}
+PAD_TOKEN = {"sd1": "<|endoftext|>", "sd2": "!", "sd2-v": "!"}  # OpenCLIP pads with id 0, "!"
+CONTEXT_DIM = {768: "sd1", 1024: "sd2"}
+SD2_EPSILON_STEPS = {875000, 220000}  # global_step of the SD 2.0-base and 2.1-base .ckpt releases
+SAFETENSORS = {".safetensors"}
+PICKLES = {".ckpt", ".pt", ".pth", ".bin"}
+
+UNET = "model.diffusion_model."
+CLIP = "cond_stage_model.transformer."  # SD 1.x: transformers' CLIPTextModel
+OPEN_CLIP = "cond_stage_model.model."   # SD 2.x: OpenCLIP
+VAE = "first_stage_model."
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a single file says about itself without building any model: tensor names and shapes."""
+
+    path: Path
+    shapes: dict[str, tuple[int, ...]] = field(repr=False)
+    global_step: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)  # safetensors header metadata
+
+    def first(self, suffix: str, prefix: str = "") -> tuple[int, ...] | None:
+        """Shape of the first tensor (sorted by name) under `prefix` whose name ends with `suffix`."""
+        for name in sorted(self.shapes):
+            if name.startswith(prefix) and name.endswith(suffix):
+                return self.shapes[name]
+        return None
+
+    def has(self, prefix: str) -> bool:
+        return any(name.startswith(prefix) for name in self.shapes)
+
+
+# ---------------------------------------------------------------- reading
+
+
+class _LightningCallbackStub:
+    """Stands in for pytorch_lightning's ModelCheckpoint class, which old .ckpt files name as a dict key."""
+
+
+def _safe_globals():
+    """The globals real SD checkpoints carry, allowed to torch's weights-only unpickler (data only)."""
+    import numpy as np
+    import torch
+
+    core = getattr(np, "_core", None) or np.core
+    scalar = core.multiarray.scalar
+    dtypes = [type(np.dtype(t)) for t in ("float64", "float32", "float16", "int64", "int32", "int16",
+                                            "int8", "uint8", "bool")]
+    allowed = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]
+    for module in ("pytorch_lightning.callbacks.model_checkpoint", "lightning.pytorch.callbacks.model_checkpoint"):
+        allowed.append((_LightningCallbackStub, f"{module}.ModelCheckpoint"))
+    return torch.serialization.safe_globals(allowed)
+
+
+def _unsafe_globals(path: Path, exc: Exception) -> str:
+    """Names of the globals the pickle would import: read statically from a zip checkpoint (nothing
+    runs), else the one torch's unpickler stopped at."""
+    import torch
+
+    try:
+        with _safe_globals():
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # noqa: BLE001 - only improves the message; a legacy (non-zip) file lands here
+        names = re.findall(r"GLOBAL ([\w.]+)", str(exc))[:1]
+    return ", ".join(names) or "code"
+
+
+def _load_pickle(path: Path) -> dict:
+    """torch.load, weights only, with the harmless extras allowed; a one-line ModelError otherwise."""
+    import torch
+
+    is_zip = zipfile.is_zipfile(path)
+    try:
+        with _safe_globals():
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():
+            raise ModelError(f"refusing to load {path.name}: its pickle would run {_unsafe_globals(path, exc)}, "
+                             "which a weights-only load does not allow; use a .safetensors copy") from None
+        raise ModelError(f"{path.name} is not a readable PyTorch checkpoint ({_first_line(exc)})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
+        raise ModelError(f"{path.name} is not a readable PyTorch checkpoint "
+                         f"(truncated or damaged? {_first_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path.name} holds a {type(data).__name__}, not a checkpoint dictionary")
+    return data
+
+
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """Tensor names and shapes of a single-file checkpoint (safetensors: the header alone)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"no such checkpoint file: {path}")
+    suffix = path.suffix.lower()
+    if suffix in SAFETENSORS:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+                metadata = dict(f.metadata() or {})
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError and OSError
+            raise ModelError(f"{path.name} is not a valid safetensors file "
+                             f"(truncated or damaged? {_first_line(exc)})") from None
+        return Checkpoint(path, shapes, None, metadata)
+    if suffix in PICKLES:
+        data = _load_pickle(path)
+        step = data.get("global_step")
+        while isinstance(data.get("state_dict"), dict):
+            data = data["state_dict"]
+        shapes = {k: tuple(v.shape) for k, v in data.items() if isinstance(k, str) and hasattr(v, "shape")}
+        return Checkpoint(path, shapes, step if isinstance(step, int) else None)
+    raise ModelError(f"{path.name}: unsupported weights file type {path.suffix!r}; "
+                     f"expected one of {', '.join(sorted(SAFETENSORS | PICKLES))}")
+
+
+# ---------------------------------------------------------------- detection
+
+
+def family_of(ckpt: Checkpoint) -> str:
+    """'sd1', 'sd2' or 'sd2-v' from the tensor layout, or a one-line ModelError saying what it is not.
+
+    The text encoder's layout decides the family (CLIP -> sd1, OpenCLIP -> sd2); the UNet's cross-attention
+    width must agree with the text encoder's. v-prediction is not visible in weights: an SD 2.x file is
+    'sd2-v' (the 768 px releases and most 2.x fine-tunes) unless its safetensors metadata says epsilon or
+    its .ckpt global_step is that of the 512 px base releases.
+    """
+    name = ckpt.path.name
+    if ckpt.has("conditioner.embedders."):
+        raise ModelError(f"{name} looks like an SDXL checkpoint; only SD 1.x and 2.x single files are supported")
+    if not ckpt.has(UNET):
+        if ckpt.has("down_blocks.") or ckpt.has("unet."):
+            raise ModelError(f"{name} holds diffusers-format weights, not a single-file SD checkpoint; "
+                             "point the model at its diffusers folder instead")
+        raise ModelError(f"{name} is not a Stable Diffusion checkpoint (no {UNET}* tensors)")
+    conv_in = ckpt.shapes.get(UNET + "input_blocks.0.0.weight")
+    if conv_in is None or len(conv_in) != 4:
+        raise ModelError(f"{name}: unrecognised UNet layout (no 4-d {UNET}input_blocks.0.0.weight)")
+    if conv_in[1] != 4:
+        what = "an inpainting checkpoint (9 input channels)" if conv_in[1] == 9 else \
+            f"a UNet with {conv_in[1]} input channels"
+        raise ModelError(f"{name} is {what}; only txt2img/img2img models with 4 latent channels load")
+    to_k = ckpt.first("attn2.to_k.weight", UNET)
+    if to_k is None:
+        raise ModelError(f"{name}: unrecognised UNet layout (no cross-attention layers)")
+    context = to_k[-1]
+    if ckpt.has(CLIP):
+        family, width = "sd1", ckpt.first("token_embedding.weight", CLIP)
+    elif ckpt.has(OPEN_CLIP):
+        family, width = "sd2", ckpt.shapes.get(OPEN_CLIP + "token_embedding.weight")
+    elif context in CONTEXT_DIM:  # a file without its text encoder: the context width alone
+        family, width = CONTEXT_DIM[context], None
+    else:
+        raise ModelError(f"{name}: unknown model family (no text encoder, {context}-wide cross-attention)")
+    if width is not None and width[-1] != context:
+        raise ModelError(f"{name}: unknown model family (text encoder is {width[-1]} wide, "
+                         f"the UNet expects {context})")
+    if family == "sd2" and _is_v_prediction(ckpt):
+        family = "sd2-v"
+    return family
+
+
+def _is_v_prediction(ckpt: Checkpoint) -> bool:
+    predicted = ckpt.metadata.get("modelspec.prediction_type", "").lower()  # SAI model-spec metadata
+    if predicted:
+        return predicted.startswith("v")
+    return ckpt.global_step not in SD2_EPSILON_STEPS
+
+
+def detect_family(path: str | Path) -> str:
+    """'sd1', 'sd2' or 'sd2-v' for a single-file checkpoint, reading only tensor names and shapes."""
+    return family_of(read_checkpoint(path))
+
+
+# ---------------------------------------------------------------- configs
+
+
+def family_folder(family: str) -> Path:
+    if family not in FAMILIES:
+        raise ModelError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
+    return CONFIGS / family
+
+
+def ldm_yaml_family(path: Path) -> str:
+    """Map an original (LDM) inference yaml, like v1-inference.yaml, to a shipped family by its contents."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        params = data["model"]["params"]
+        unet = params["unet_config"]["params"]
+        context = int(unet["context_dim"])
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path.name} is not an LDM inference config (model.params.unet_config.params."
+                         f"context_dim unreadable: {_first_line(exc)})") from None
+    if int(unet.get("in_channels", 4)) != 4:
+        raise ModelError(f"{path.name} describes a model with {unet['in_channels']} input channels "
+                         "(inpainting?); only 4-channel models load")
+    if context not in CONTEXT_DIM:
+        raise ModelError(f"{path.name}: unknown model family (context_dim {context}; known: 768, 1024)")
+    family = CONTEXT_DIM[context]
+    if params.get("parameterization") == "v":
+        if family != "sd2":
+            raise ModelError(f"{path.name}: v-prediction is only supported for SD 2.x")
+        family = "sd2-v"
+    return family
+
+
+def resolve_config(config: str | Path | None, family: str) -> tuple[Path, str]:
+    """(diffusers config folder, family) for a stanza's `config:` and the detected family.
+
+    `config` may be None (the shipped folder for `family`), a family name, a diffusers folder (used as it
+    is; its own tokenizer/ if it has one) or an LDM yaml (mapped to a shipped folder by its contents).
+    """
+    if config is None:
+        return family_folder(family), family
+    if str(config) in FAMILIES:
+        return family_folder(str(config)), str(config)
+    path = Path(config).expanduser()
+    if not path.exists() and path.name in FAMILIES:  # a family name the caller joined to the yaml's folder
+        return family_folder(path.name), path.name
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelError(f"config {path} is a folder without model_index.json, not a diffusers config")
+        return path, family
+    if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
+        mapped = ldm_yaml_family(path)
+        if mapped.split("-")[0] != family.split("-")[0]:
+            raise ModelError(f"config {path.name} describes {FAMILIES[mapped]} but the weights are "
+                             f"{FAMILIES[family]}")
+        return family_folder(mapped), mapped
+    if not path.exists():
+        raise ModelError(f"config: no such file or folder: {path} (nor a family: {', '.join(FAMILIES)})")
+    raise ModelError(f"config {path.name}: expected a diffusers folder, an LDM .yaml or one of "
+                     f"{', '.join(FAMILIES)}")
+
+
+def check_fits(ckpt: Checkpoint, folder: Path) -> None:
+    """The checkpoint's UNet must match the folder's UNet config in the widths a mismatch would break."""
+    import json
+
+    try:
+        unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"config {folder}: unreadable unet/config.json ({_first_line(exc)})") from None
+    have = {"cross_attention_dim": ckpt.first("attn2.to_k.weight", UNET)[-1],
+            "block_out_channels[0]": ckpt.shapes[UNET + "input_blocks.0.0.weight"][0]}
+    want = {"cross_attention_dim": unet.get("cross_attention_dim"),
+            "block_out_channels[0]": (unet.get("block_out_channels") or [None])[0]}
+    for key, value in have.items():
+        if want[key] is not None and value != want[key]:
+            raise ModelError(f"{ckpt.path.name} does not fit config {folder.name}: UNet {key} is {value}, "
+                             f"the config says {want[key]}")
+
+
+def load_tokenizer(family: str):
+    """The shipped CLIP tokenizer with the family's pad token (SD 2.x pads with '!', id 0)."""
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(TOKENIZER, local_files_only=True, pad_token=PAD_TOKEN[family])
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_vae(vae: str | Path, folder: Path, dtype=None):
+    """An AutoencoderKL from a diffusers VAE folder (or a pipeline folder's vae/), or from a single VAE
+    file (.safetensors, or a pickle read weights-only) shaped like `folder`'s vae/config.json."""
+    from .manager import import_stack
+
+    path = Path(vae).expanduser()
+    diffusers = import_stack()
+    try:
+        if path.is_dir():
+            sub = "vae" if (path / "vae" / "config.json").is_file() else None
+            if sub is None and not (path / "config.json").is_file():
+                raise ModelError(f"vae: {path} is a folder without config.json, not a diffusers VAE")
+            return diffusers.AutoencoderKL.from_pretrained(path, subfolder=sub, local_files_only=True,
+                                                           torch_dtype=dtype)
+        ckpt = read_checkpoint(path)
+        if not (ckpt.has(VAE) or ckpt.has("encoder.") and ckpt.has("decoder.")):
+            raise ModelError(f"vae: {path.name} holds no VAE weights (encoder.*/decoder.*)")
+        with _safe_globals():
+            return diffusers.AutoencoderKL.from_single_file(str(path), config=str(folder), subfolder="vae",
+                                                            local_files_only=True, torch_dtype=dtype)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - diffusers/safetensors raise many types
+        log.debug("loading VAE %s failed", path, exc_info=True)
+        raise ModelError(f"cannot load VAE {path.name}: {_first_line(exc)}") from exc
+
+
+def load_single_file(weights: str | Path, config: str | Path | None = None, dtype=None,
+                     family: str | None = None, *, vae: str | Path | None = None):
+    """A StableDiffusionPipeline from one checkpoint file, offline; a one-line ModelError on failure.
+
+    weights: a .safetensors, or a .ckpt/.pt/.pth/.bin read with torch's weights-only unpickler.
+    config:  None, a family name ('sd1', 'sd2', 'sd2-v'), a diffusers config folder or an LDM yaml.
+    dtype:   torch dtype for the weights (None: as stored, float32 for diffusers' conversion).
+    family:  overrides detection (when config is None or a diffusers folder).
+    vae:     replaces the checkpoint's VAE: a diffusers VAE folder or a single VAE file.
+    """
+    from .manager import import_stack
+
+    weights = Path(weights).expanduser()
+    ckpt = read_checkpoint(weights)
+    detected = family_of(ckpt)
+    if family is not None and family not in FAMILIES:
+        raise ModelError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
+    folder, family = resolve_config(config, family or detected)
+    check_fits(ckpt, folder)
+    if not (ckpt.has(CLIP) or ckpt.has(OPEN_CLIP)):
+        raise ModelError(f"{weights.name} has no text encoder weights (cond_stage_model.*)")
+    if vae is None and not ckpt.has(VAE):
+        raise ModelError(f"{weights.name} has no VAE weights ({VAE}*); give the model a vae:")
+
+    diffusers = import_stack()
+    extra = {}
+    if not (folder / "tokenizer").is_dir():
+        extra["tokenizer"] = load_tokenizer(family)
+    if vae is not None:
+        extra["vae"] = load_vae(vae, folder, dtype)
+    try:
+        with _safe_globals():
+            pipe = diffusers.StableDiffusionPipeline.from_single_file(
+                str(weights), config=str(folder), local_files_only=True, torch_dtype=dtype,
+                safety_checker=None, feature_extractor=None, requires_safety_checker=False, **extra)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - diffusers/transformers/safetensors raise many types
+        log.debug("from_single_file(%s, config=%s) failed", weights, folder, exc_info=True)
+        raise ModelError(f"cannot load {weights.name} as {FAMILIES.get(family, family)}: "
+                         f"{_first_line(exc)}") from exc
+    log.info("loaded %s as %s (config %s)", weights, family, folder)
+    return pipe
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, cut to its first sentence when long."""
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    if len(line) > 120 and ". " in line:
+        line = line[:line.index(". ")]
+    return line
