@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="models kept in memory, the active one included (default 2)")
     parser.add_argument("--free_gpu_mem", nargs="?", const="model", choices=("model", "sequential"), default=None,
                         help="offload through accelerate: whole sub-models (default) or sequentially, layer by layer")
+    parser.add_argument("--history_size", type=int, default=1000, metavar="N",
+                        help="entries kept in <outdir>/.invoke_history (default 1000)")
+    parser.add_argument("--edit_mode", choices=("emacs", "vi"), default="emacs", help="line-editing keys")
     parser.add_argument("--version", action="version", version=f"invoke-shell {__version__}")
     return parser
 
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         shell = Shell(manager, defaults=defaults, outdir=args.outdir, model=args.model, log_path=log_path)
         source = args.from_file if args.from_file is not None else (None if sys.stdin.isatty() else "-")
         if source is None:
-            interact(shell, history_path=os.path.join(args.outdir, ".invoke_history"))
+            interact(shell, history_path=os.path.join(args.outdir, ".invoke_history"),
+                     history_limit=args.history_size, vi_mode=args.edit_mode == "vi")
             return 0
         lines = read_command_file(source)
     except ShellError as exc:

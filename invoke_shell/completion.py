@@ -1,8 +1,10 @@
-"""Tab completion fed by the switch table, the command registry, the model registry and the file system."""
+"""Tab completion fed by the switch table, the command registry, the model registry and the file system.
+Each completion carries a short help text beside it."""
 
 from __future__ import annotations
 
 import os
+import re
 
 from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
@@ -11,43 +13,46 @@ from .commands import COMMANDS
 from .switches import BY_SPELLING, SAMPLERS, SWITCHES
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+# the value being typed after a switch: a quoted value may hold spaces
+_SWITCH_VALUE = re.compile(r"(?:^|\s)(?P<switch>-{1,2}[A-Za-z_]+)\s+(?P<value>\"[^\"]*|'[^']*|\S*)$")
 
 
-def _path_completer(extensions: tuple[str, ...] | None) -> PathCompleter:
+def _path_completer(extensions: tuple[str, ...] | None, get_paths=None) -> PathCompleter:
     def wanted(name: str) -> bool:
         return extensions is None or os.path.isdir(name) or name.lower().endswith(extensions)
 
-    return PathCompleter(file_filter=wanted, expanduser=True)
+    return PathCompleter(file_filter=wanted, expanduser=True, get_paths=get_paths)
 
 
 class ShellCompleter(Completer):
-    def __init__(self, model_names=lambda: (), seeds=lambda: ()):
+    def __init__(self, model_names=lambda: (), seeds=lambda: (), outdir=lambda: "outputs"):
         self.model_names = model_names
         self.seeds = seeds
-        self.images = _path_completer(IMAGE_EXTENSIONS)
+        # images are looked for here and in the output folder
+        self.images = _path_completer(IMAGE_EXTENSIONS, get_paths=lambda: [".", outdir()])
         self.text_files = _path_completer((".txt",))
         self.dirs = _path_completer(())
         self.model_files = _path_completer((".safetensors", ".ckpt", ".pt"))
 
     def get_completions(self, document: Document, complete_event):
         text = document.text_before_cursor
-        words = text.split(" ")
-        word = words[-1]
-        previous = words[-2] if len(words) > 1 else ""
-        if len(words) == 1 and text.startswith("!"):
-            for name, cmd in sorted(COMMANDS.items()):
-                if name.startswith(word):
-                    yield Completion(name, -len(word), display_meta=cmd.help)
-            return
-        if text.startswith("!") and len(words) >= 2:
-            cmd = COMMANDS.get(words[0])
+        if text.startswith("!"):
+            name, space, rest = text.partition(" ")
+            if not space:
+                for spelling, cmd in sorted(COMMANDS.items()):
+                    if spelling.startswith(name):
+                        yield Completion(spelling, -len(name), display_meta=cmd.help)
+                return
+            cmd = COMMANDS.get(name)
             if cmd is not None:
-                yield from self._value(cmd.completes, text[len(words[0]) + 1:])
+                yield from self._value(cmd.completes, rest)
             return
-        switch = BY_SPELLING.get(previous)
-        if switch is not None and switch.kind != "flag":
-            yield from self._value(switch.completes, word)
+        match = _SWITCH_VALUE.search(text)
+        if match and match.group("switch") in BY_SPELLING and BY_SPELLING[match.group("switch")].kind != "flag":
+            value = match.group("value")
+            yield from self._value(BY_SPELLING[match.group("switch")].completes, value.lstrip("\"'"))
             return
+        word = text.split(" ")[-1]
         if word.startswith("-"):
             for sw in SWITCHES:
                 for spelling in sw.spellings:
@@ -58,15 +63,15 @@ class ShellCompleter(Completer):
         if kind == "sampler":
             for name in SAMPLERS:
                 if name.startswith(word):
-                    yield Completion(name, -len(word))
+                    yield Completion(name, -len(word), display_meta="sampler")
         elif kind == "model":
             for name in self.model_names():
                 if name.startswith(word):
-                    yield Completion(name, -len(word))
+                    yield Completion(name, -len(word), display_meta="model")
         elif kind == "seed":
             for seed in self.seeds():
                 if str(seed).startswith(word):
-                    yield Completion(str(seed), -len(word))
+                    yield Completion(str(seed), -len(word), display_meta="seed used this session")
         elif kind in ("image", "text_file", "dir", "model_file"):
             completer = {"image": self.images, "text_file": self.text_files, "dir": self.dirs,
                          "model_file": self.model_files}[kind]

@@ -11,7 +11,9 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
-from . import commands, model_commands  # noqa: F401  (model_commands registers its commands)
+import re
+
+from . import commands, history_commands, model_commands  # noqa: F401  (these register their commands)
 from .errors import ModelError, ParseError, ShellError
 from .request import Defaults, GenerationRequest, parse
 from .switches import SEED_LIMIT
@@ -48,9 +50,11 @@ class Shell:
         self.log_path = log_path
         self.say = say
         self.previous: list[Output] = []   # the images of the previous generation command
+        self.seeds: list[int] = []         # every seed this session used, oldest first
         self.prefill = ""                  # text put on the next prompt line (!fetch)
         self.replay_depth = 0
         self.ask: Callable[[str, str], str] | None = None  # (question, default) -> answer, when interactive
+        self.history = None                                  # a ShellHistory, when interactive
         self._model_name = model or manager.registry.default().name
         self._loader: threading.Thread | None = None
         self._load_error: BaseException | None = None
@@ -88,6 +92,17 @@ class Shell:
             self.manager.activate(self._model_name)
         return self.manager.active
 
+    def toolbar(self) -> str:
+        """The bottom toolbar: active model, device, precision, last seed."""
+        manager = self.manager
+        if manager.active is not None:
+            model = manager.active.name
+        else:
+            model = f"{self._model_name} (loading)" if self.loading_model else self._model_name
+        precision = str(manager.dtype).replace("torch.", "") if manager.dtype is not None else manager.precision
+        seed = self.seeds[-1] if self.seeds else "-"
+        return f" model: {model} | device: {manager.device or manager.device_request} | precision: {precision} | last seed: {seed}"
+
     # ---- the loop ----
     def run(self, lines: Iterable[str], source: str | None = None) -> Tally:
         """Run command lines, echoing each as `# source:line  command` when they come from a file."""
@@ -124,6 +139,10 @@ class Shell:
     def _dispatch(self, line: str) -> None:
         if line in ("q", "quit", "exit"):
             raise Quit
+        recall = re.fullmatch(r"!(\d+)", line)
+        if recall:
+            history_commands.recall(self, int(recall.group(1)))
+            return
         if line.startswith("!"):
             name, _, argument = line.partition(" ")
             cmd = commands.COMMANDS.get(name)
@@ -171,6 +190,7 @@ class Shell:
         outdir = job.request.outdir or self.outdir
         path, command = save_image(image, job, outdir, model)
         self.previous = [Output(path, job.request.seed)]
+        self.seeds.append(job.request.seed)
         self.say(f"{path}: {command}")
 
 
@@ -189,21 +209,27 @@ def read_command_file(path: str) -> list[str]:
         raise ShellError(f"cannot read {path}: {exc}") from None
 
 
-def interact(shell: Shell, *, input=None, output=None, history_path: str | None = None) -> None:
-    """The interactive prompt. Ctrl-C clears the line, Ctrl-D or `q` leaves."""
+def interact(shell: Shell, *, input=None, output=None, history_path: str | None = None,
+             history_limit: int = 1000, vi_mode: bool = False) -> None:
+    """The interactive prompt. Ctrl-C clears the line, Ctrl-D or `q` leaves, Ctrl-R searches the history."""
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
+    from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+    from prompt_toolkit.history import InMemoryHistory
 
     from .completion import ShellCompleter
+    from .history import ShellHistory
 
     history = InMemoryHistory()
     if history_path is not None:
         os.makedirs(os.path.dirname(history_path) or ".", exist_ok=True)
-        history = FileHistory(history_path)  # appended at each line, so it survives a crash
-    completer = ShellCompleter(model_names=shell.manager.registry.names,
-                               seeds=lambda: [o.seed for o in shell.previous])
+        history = ShellHistory(history_path, history_limit)
+        shell.history = history
+    completer = ShellCompleter(model_names=lambda: shell.manager.registry.names(),
+                               seeds=lambda: list(dict.fromkeys(reversed(shell.seeds))),
+                               outdir=lambda: shell.outdir)
     session = PromptSession(history=history, completer=completer, complete_while_typing=False,
-                            input=input, output=output)
+                            auto_suggest=AutoSuggestFromHistory(), enable_history_search=False,
+                            bottom_toolbar=shell.toolbar, vi_mode=vi_mode, input=input, output=output)
     questions = PromptSession(input=input, output=output)
     shell.ask = lambda question, default: questions.prompt(question, default=default)
     shell.start_loading()
