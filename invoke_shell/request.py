@@ -51,6 +51,10 @@ class GenerationRequest:
     init_img: str | None = None    # a path, or "-1", "-2"...: the previous command's images
     strength: float | None = None  # set whenever init_img is
     fit: bool = False
+    iterations: int | None = None  # None: one image
+    grid: bool = False
+    variation_amount: float | None = None
+    with_variations: tuple[tuple[int, float], ...] | None = None  # ((sub-seed, weight), ...)
     outdir: str | None = None      # None: the session's output folder
 
     def __post_init__(self) -> None:
@@ -61,6 +65,10 @@ class GenerationRequest:
                 check_value(sw, value)
         if self.init_img is not None and self.strength is None:
             raise ParseError("-f/--strength must be set when -I/--init_img is")
+        if self.with_variations is not None and self.seed is None:
+            raise ParseError("-V/--with_variations needs -S/--seed: the chain starts from that seed's noise")
+        if self.with_variations is not None and self.variation_amount is None and (self.iterations or 1) > 1:
+            raise ParseError("-V/--with_variations without -v makes one image; drop -n or add -v")
 
     @property
     def positive_prompt(self) -> str:
@@ -114,6 +122,18 @@ def check_value(sw: Switch, value: object) -> None:
         raise ParseError(f"{sw.name} expects a number, got {value!r}")
     if sw.kind in ("path", "choice") and not isinstance(value, str):
         raise ParseError(f"{sw.name} expects text, got {value!r}")
+    if sw.kind == "variations":
+        if not isinstance(value, tuple) or not value:
+            raise ParseError(f"{sw.name} expects seed:weight pairs, got {value!r}")
+        for pair in value:
+            if (not isinstance(pair, tuple) or len(pair) != 2 or isinstance(pair[0], bool)
+                    or not isinstance(pair[0], int) or not isinstance(pair[1], float)):
+                raise ParseError(f"{sw.name} expects seed:weight pairs, got {pair!r}")
+            if not 0 <= pair[0] < SEED_LIMIT:
+                raise ParseError(f"{sw.name}: seeds must be in [0, 2^32), got {pair[0]}")
+            if not 0 <= pair[1] <= 1:  # also false for nan
+                raise ParseError(f"{sw.name}: weights must be in [0, 1], got {pair[1]}")
+        return
     if sw.dest == "seed":
         if value >= SEED_LIMIT:
             raise ParseError(f"{sw.name} must be in [0, 2^32) or a negative back-reference, got {value}")
@@ -139,12 +159,28 @@ def _convert(sw: Switch, text: str) -> object:
             return float(text)
         except ValueError:
             raise ParseError(f"{sw.name} expects a number, got {text!r}") from None
+    if sw.kind == "variations":
+        return parse_variations(sw, text)
     if sw.kind == "choice":
         lowered = text.lower()
         if lowered not in sw.choices:
             raise ParseError(f"{sw.name} must be one of {', '.join(sw.choices)}; got {text!r}")
         return lowered
     return text
+
+
+def parse_variations(sw: Switch, text: str) -> tuple[tuple[int, float], ...]:
+    """`seed:weight,seed:weight` (InvokeAI 2.3), or the older `seed,weight;seed,weight` that real images carry."""
+    if ":" in text or ";" not in text and text.count(",") != 1:
+        pairs = [p.split(":") for p in text.split(",")]
+    else:
+        pairs = [p.split(",") for p in text.split(";")]
+    try:
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError
+        return tuple((int(seed, 10), float(weight)) for seed, weight in pairs)
+    except ValueError:
+        raise ParseError(f"{sw.name} expects seed:weight,seed:weight, got {text!r}") from None
 
 
 def split_prompt(line: str) -> tuple[str, list[str]]:
@@ -229,6 +265,8 @@ def _format(sw: Switch, value: object) -> str:
         return sw.long[0]
     if isinstance(value, float):
         return f"{sw.canonical} {value!r}"
+    if sw.kind == "variations":
+        return f"{sw.canonical} " + ",".join(f"{seed}:{weight!r}" for seed, weight in value)
     text = str(value)
     if sw.kind == "path" and _LOOKS_LIKE_SWITCH.match(text):
         return f"{sw.long[0]}={shlex.quote(text)}"  # a path that starts like a switch

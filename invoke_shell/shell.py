@@ -175,23 +175,42 @@ class Shell:
 
     def generate(self, line: str) -> None:
         from .engine import generate as engine
-        from .outputs.save import save_image
+        from .outputs.save import save_images
 
         request = self.resolve(parse(line, self.defaults))
         model = self.model()
-        job = engine.prepare(request, model)
-        for warning in job.warnings:
+        requests = self.per_image(request)
+        jobs = [engine.prepare(r, model) for r in requests]
+        for warning in jobs[0].warnings:
             self.say(f"warning: {warning}")
-        schedule = job.schedule
+        schedule = jobs[0].schedule
         if schedule.strength is not None:
             self.say(f"img2img: strength {schedule.strength:.2f} x {schedule.steps} steps -> "
                      f"{schedule.steps_run} of {schedule.steps} steps from the init image")
-        image = engine.run(job, model)
-        outdir = job.request.outdir or self.outdir
-        path, command = save_image(image, job, outdir, model)
-        self.previous = [Output(path, job.request.seed)]
-        self.seeds.append(job.request.seed)
-        self.say(f"{path}: {command}")
+        images = [image for batch in engine.batches(jobs) for image in engine.run_batch(batch, model)]
+        grid = None
+        if request.grid and len(jobs) > 1:
+            grid = replace(jobs[0].request, iterations=len(jobs), grid=True, with_variations=request.with_variations,
+                           variation_amount=request.variation_amount)
+        saved = save_images(images, jobs, request.outdir or self.outdir, model, grid)
+        self.previous = [Output(path, job.request.seed) for (path, _), job in zip(saved, jobs)]
+        self.seeds.extend(job.request.seed for job in jobs)
+        for path, command in saved:
+            self.say(f"{path}: {command}")
+
+    @staticmethod
+    def per_image(request: GenerationRequest) -> list[GenerationRequest]:
+        """The request of each image of a command, as its PNG records it: image 1 has the command's seed,
+        the others fresh random seeds (InvokeAI's rule); with -v each image keeps the seed and adds a
+        random sub-seed at that weight to the variation chain, so that it replays alone."""
+        base = replace(request, iterations=None, grid=False, variation_amount=None)
+        count = request.iterations or 1
+        if request.variation_amount is not None:
+            chain = request.with_variations or ()
+            return [replace(base, with_variations=chain + ((secrets.randbelow(SEED_LIMIT), request.variation_amount),))
+                    for _ in range(count)]
+        seeds = [request.seed] + [secrets.randbelow(SEED_LIMIT) for _ in range(count - 1)]
+        return [replace(base, seed=seed) for seed in seeds]
 
 
 def read_command_file(path: str) -> list[str]:

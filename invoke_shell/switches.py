@@ -88,6 +88,14 @@ SWITCHES: tuple[Switch, ...] = (
            range=Range(0, 1, lo_open=True), launch=True),
     Switch("fit", ("-T", "-fit"), ("--fit",), "flag", "fit the init image inside W x H, keeping its aspect ratio",
            launch=True),
+    Switch("iterations", ("-n",), ("--iterations",), "int",
+           "images to make; the first uses -S, the others fresh random seeds", "N", range=Range(1, 64)),
+    Switch("grid", ("-g",), ("--grid",), "flag", "also save the -n images as one grid PNG"),
+    Switch("variation_amount", ("-v",), ("--variation_amount",), "float",
+           "make variations of the seed: mix this much of a random sub-seed's noise into it", "AMOUNT",
+           range=Range(0, 1, lo_open=True)),
+    Switch("with_variations", ("-V",), ("--with_variations",), "variations",
+           "replay a variation chain on top of -S: seed:weight,seed:weight", "CHAIN"),
     Switch("outdir", ("-o",), ("--outdir",), "path", "output folder for this command", "DIR", completes="dir"),
 )
 
@@ -96,8 +104,7 @@ BY_SPELLING: dict[str, Switch] = {spelling: s for s in SWITCHES for spelling in 
 
 # InvokeAI 2.3 switches that invoke-shell does not (yet) build: named, never silently ignored.
 UNSUPPORTED: dict[str, str] = {
-    "-n": "--iterations", "--iterations": "--iterations",
-    "-g": "--grid", "--grid": "--grid", "-i": "--individual", "--individual": "--individual",
+    "-i": "--individual", "--individual": "--individual",
     "-x": "--skip_normalize", "--skip_normalize": "--skip_normalize",
     "-t": "--log_tokenization", "--log_tokenization": "--log_tokenization",
     "--fnformat": "--fnformat", "-z": "--png_compression", "--png_compression": "--png_compression",
@@ -108,8 +115,6 @@ UNSUPPORTED: dict[str, str] = {
     "-M": "--init_mask", "--init_mask": "--init_mask", "-tm": "--text_mask", "--text_mask": "--text_mask",
     "--invert_mask": "--invert_mask", "--init_color": "--init_color",
     "-r": "--inpaint_replace", "--inpaint_replace": "--inpaint_replace",
-    "-v": "--variation_amount", "--variation_amount": "--variation_amount",
-    "-V": "--with_variations", "--with_variations": "--with_variations",
     "-G": "--facetool_strength", "--facetool_strength": "--facetool_strength",
     "--gfpgan_strength": "--gfpgan_strength", "-ft": "--facetool", "--facetool": "--facetool",
     "-cf": "--codeformer_fidelity", "--codeformer_fidelity": "--codeformer_fidelity",

@@ -27,6 +27,11 @@ SPELLINGS = [
     ("init_img", ["-I -1", "-I-1", "--init_img=-1"], "-1"),
     ("strength", ["-I x.png -f0.7", "-I x.png -f 0.7", "-I x.png --strength 0.7", "-I x.png --strength=0.7"], 0.7),
     ("fit", ["--fit", "-T", "-fit"], True),
+    ("iterations", ["-n4", "-n 4", "--iterations 4", "--iterations=4"], 4),
+    ("grid", ["-g", "--grid"], True),
+    ("variation_amount", ["-v0.2", "-v 0.2", "--variation_amount 0.2", "--variation_amount=0.2"], 0.2),
+    ("with_variations", ["-S 1 -V 7:0.5,8:0.25", "-S1 -V7:0.5,8:0.25", "-S 1 --with_variations=7:0.5,8:0.25",
+                         "-S 1 -V '7,0.5;8,0.25'"], ((7, 0.5), (8, 0.25))),
     ("outdir", ["-o elsewhere", "-oelsewhere", "--outdir elsewhere", "--outdir=elsewhere"], "elsewhere"),
 ]
 
@@ -87,7 +92,13 @@ def test_defaults_fill_what_the_line_omits():
     ('"fire" -G 0.8', "-G (--facetool_strength) is an InvokeAI switch that invoke-shell does not support"),
     ('"fire" -U 2', "-U (--upscale) is an InvokeAI switch"),
     ('"fire" --embiggen 2', "--embiggen (--embiggen) is an InvokeAI switch"),
-    ('"fire" -n4', "-n (--iterations) is an InvokeAI switch"),
+    ('"fire" -n 0', "-n/--iterations must be in [1, 64], got 0"),
+    ('"fire" -v 1.5', "-v/--variation_amount must be in (0, 1], got 1.5"),
+    ('"fire" -V 1:0.5', "-V/--with_variations needs -S/--seed"),
+    ('"fire" -S 1 -V 1:2', "-V/--with_variations: weights must be in [0, 1], got 2.0"),
+    ('"fire" -S 1 -V 1:0.5 -n 3', "-V/--with_variations without -v makes one image"),
+    ('"fire" -S 1 -V seven', "-V/--with_variations expects seed:weight,seed:weight, got 'seven'"),
+    ('"fire" -M mask.png', "-M (--init_mask) is an InvokeAI switch that invoke-shell does not support"),
     ('"fire -s 5', "check the quotes"),
     ("-s 10", "a prompt is needed"),
     ('""', "a prompt is needed"),
@@ -107,8 +118,16 @@ def test_canonical_command_matches_invokeai_order():
 
 
 _text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40)
+def _valid_request(kwargs: dict) -> GenerationRequest:
+    if kwargs["with_variations"] is not None:      # a chain starts from an explicit seed, one image unless -v
+        kwargs["seed"] = 5 if kwargs["seed"] is None else kwargs["seed"]
+        if kwargs["variation_amount"] is None:
+            kwargs["iterations"] = None
+    return GenerationRequest(**kwargs)
+
+
 requests = st.builds(
-    GenerationRequest,
+    dict,
     prompt=_text.filter(str.strip),
     steps=st.integers(1, 1000),
     cfg_scale=st.floats(0, 100, exclude_min=True),
@@ -119,8 +138,13 @@ requests = st.builds(
     init_img=st.none() | _text.filter(str.strip) | st.sampled_from(["-1", "-2", "-xyz.png", "my sketch.png"]),
     strength=st.floats(0, 1, exclude_min=True),
     fit=st.booleans(),
+    iterations=st.none() | st.integers(1, 64),
+    grid=st.booleans(),
+    variation_amount=st.none() | st.floats(0, 1, exclude_min=True),
+    with_variations=st.none() | st.lists(st.tuples(st.integers(0, 2**32 - 1), st.floats(0, 1)), min_size=1,
+                                         max_size=3).map(tuple),
     outdir=st.none() | _text.filter(str.strip),
-)
+).map(_valid_request)
 
 
 @settings(max_examples=400, deadline=None)

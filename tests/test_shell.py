@@ -111,10 +111,10 @@ def test_back_reference_beyond_the_previous_command(shell):
 def test_unexpected_errors_are_one_line_and_logged(shell, monkeypatch, caplog):
     from invoke_shell.engine import generate
 
-    def boom(job, model):
+    def boom(jobs, model):
         raise RuntimeError("the kernel melted\nsecond line")
 
-    monkeypatch.setattr(generate, "run", boom)
+    monkeypatch.setattr(generate, "run_batch", boom)
     shell.log_path = "outputs/invoke_shell.log"
     assert shell.execute('"fire" -s 2 -S 3') is False
     assert shell.said == ["unexpected error: RuntimeError: the kernel melted (traceback in outputs/invoke_shell.log)"]

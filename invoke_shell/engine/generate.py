@@ -4,6 +4,7 @@ the same image on any device, and the same request twice gives the same pixels."
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from PIL import Image
@@ -42,27 +43,64 @@ def prepare(request: GenerationRequest, model) -> Job:
     return Job(resolved, schedule, sizing.width, sizing.height, image, sizing.warnings)
 
 
+MAX_BATCH_PIXELS = 4 * 512 * 512  # images of one command go through the UNet together up to this many pixels
+
+
 def run(job: Job, model) -> Image.Image:
     """Generate the job's image on `model` (a LoadedModel)."""
+    return run_batch([job], model)[0]
+
+
+def batches(jobs: list[Job]) -> list[list[Job]]:
+    """Split the jobs of one command into UNet batches that fit MAX_BATCH_PIXELS."""
+    size = max(1, MAX_BATCH_PIXELS // (jobs[0].width * jobs[0].height))
+    return [jobs[i:i + size] for i in range(0, len(jobs), size)]
+
+
+@contextmanager
+def _supplied_noise(noise):
+    """Make diffusers' img2img pipeline noise the init latents with `noise` instead of drawing its own, so
+    that img2img uses the seed's (and the variation chain's) CPU noise exactly as txt2img does."""
+    from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_img2img as module
+
+    original = module.randn_tensor
+
+    def supplied(shape, generator=None, device=None, dtype=None, layout=None):
+        assert tuple(shape) == tuple(noise.shape), (shape, noise.shape)
+        return noise.to(device=device, dtype=dtype)
+
+    module.randn_tensor = supplied
+    try:
+        yield
+    finally:
+        module.randn_tensor = original
+
+
+def run_batch(jobs: list[Job], model) -> list[Image.Image]:
+    """Generate several images of one command in one pass: the jobs differ only in seed and variation
+    chain. Each image's noise and sampler randomness come from its own seed, so image k of a batch matches
+    the same seed run alone (up to the rounding of batched matmuls)."""
     import torch
 
-    req = job.request
-    generator = torch.Generator(NOISE_DEVICE).manual_seed(req.seed)
-    scheduler = make_scheduler(req.sampler, model.txt2img.scheduler.config)
+    from .noise import variation_noise
+
+    req = jobs[0].request
+    pipe = model.img2img if jobs[0].init_image is not None else model.txt2img
+    pipe.scheduler = make_scheduler(req.sampler, model.txt2img.scheduler.config)
+    unet = pipe.unet
+    sf = pipe.vae_scale_factor
+    shape = (unet.config.in_channels, jobs[0].height // sf, jobs[0].width // sf)
+    # (N, 4, H/f, W/f), float32 on the CPU whatever the device and precision
+    noise = torch.stack([variation_noise(j.request.seed, j.request.with_variations or (), shape) for j in jobs])
+    generators = [torch.Generator(NOISE_DEVICE).manual_seed(j.request.seed) for j in jobs]
     common = dict(prompt=req.positive_prompt, negative_prompt=req.negative_prompt or None,
-                  num_inference_steps=req.steps, guidance_scale=req.cfg_scale, generator=generator)
+                  num_inference_steps=req.steps, guidance_scale=req.cfg_scale, generator=generators,
+                  num_images_per_prompt=len(jobs))
     with torch.inference_mode():
-        if job.init_image is not None:
-            pipe = model.img2img
-            pipe.scheduler = scheduler
-            out = pipe(image=job.init_image, strength=req.strength, **common)
+        if jobs[0].init_image is not None:
+            with _supplied_noise(noise):
+                out = pipe(image=jobs[0].init_image, strength=req.strength, **common)
         else:
-            pipe = model.txt2img
-            pipe.scheduler = scheduler
-            unet = pipe.unet
-            sf = pipe.vae_scale_factor
-            # drawn in float32 on the CPU whatever the device and precision: (1, 4, H/sf, W/sf)
-            latents = torch.randn((1, unet.config.in_channels, job.height // sf, job.width // sf),
-                                  generator=generator, dtype=torch.float32)
-            out = pipe(height=job.height, width=job.width, latents=latents.to(unet.device, unet.dtype), **common)
-    return out.images[0]
+            out = pipe(height=jobs[0].height, width=jobs[0].width, latents=noise.to(unet.device, unet.dtype),
+                       **common)
+    return out.images

@@ -1,8 +1,12 @@
-"""Saving one generated image: a unique name, the metadata chunks, an atomic write, the log line."""
+"""Saving the images of one command: one prefix, the metadata chunks, atomic writes, the log lines."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
+
+from PIL import Image
 
 from ..request import to_command
 from .log import append_log
@@ -11,15 +15,54 @@ from .naming import next_prefix
 from .pngio import write_png
 
 
-def save_image(image, job, outdir: str, model) -> tuple[str, str]:
-    """Write `image` for `job` (an engine Job) into `outdir`; returns (path, canonical command)."""
+def _free_name(outdir: str, stem: str) -> str:
+    path = os.path.join(outdir, f"{stem}.png")
+    n = 1
+    while os.path.exists(path):  # same prefix and seed twice in one command
+        path = os.path.join(outdir, f"{stem}-{n}.png")
+        n += 1
+    return path
+
+
+def save_images(images, jobs, outdir: str, model, grid_request=None) -> list[tuple[str, str]]:
+    """Write each image of one command as `<prefix>.<seed>.png` (a variation: its sub-seed), plus a grid
+    `<prefix>.<first seed>.grid.png` when `grid_request` is given. Returns [(path, canonical command)]."""
     from ..engine.generate import NOISE_DEVICE
 
-    request = job.request
-    command = to_command(request)
-    chunks = png_chunks(request, model_name=model.name, model_hash=model.content_hash(),
-                        steps_run=job.schedule.steps_run, noise_device=NOISE_DEVICE)
-    path = os.path.join(outdir, f"{next_prefix(outdir)}.{request.seed}.png")
-    write_png(path, image, chunks)
-    append_log(outdir, path, command)
-    return path, command
+    prefix = next_prefix(outdir)
+    saved, metas = [], []
+    for image, job in zip(images, jobs):
+        request = job.request
+        seed = request.with_variations[-1][0] if request.with_variations else request.seed
+        command = to_command(request)
+        chunks = png_chunks(request, model_name=model.name, model_hash=model.content_hash(),
+                            steps_run=job.schedule.steps_run, noise_device=NOISE_DEVICE)
+        metas.append(json.loads(chunks["sd-metadata"])["image"])
+        path = _free_name(outdir, f"{prefix}.{seed}")
+        write_png(path, image, chunks)
+        append_log(outdir, path, command)
+        saved.append((path, command))
+    if grid_request is not None:
+        command = to_command(grid_request)
+        chunks = png_chunks(grid_request, model_name=model.name, model_hash=model.content_hash(),
+                            steps_run=jobs[0].schedule.steps_run, noise_device=NOISE_DEVICE)
+        meta = json.loads(chunks["sd-metadata"])
+        del meta["image"]
+        meta["images"] = metas  # InvokeAI's grid form: one entry per image
+        chunks["sd-metadata"] = json.dumps(meta)
+        path = _free_name(outdir, f"{prefix}.{jobs[0].request.seed}.grid")
+        write_png(path, make_grid(images), chunks)
+        append_log(outdir, path, command)
+        saved.append((path, command))
+    return saved
+
+
+def make_grid(images: list[Image.Image]) -> Image.Image:
+    """InvokeAI's layout: floor(sqrt(n)) rows, as many columns as needed."""
+    rows = max(1, math.isqrt(len(images)))
+    cols = math.ceil(len(images) / rows)
+    w, h = images[0].size
+    grid = Image.new("RGB", (cols * w, rows * h))
+    for i, image in enumerate(images):
+        grid.paste(image, ((i % cols) * w, (i // cols) * h))
+    return grid
