@@ -55,6 +55,7 @@ class GenerationRequest:
     grid: bool = False
     variation_amount: float | None = None
     with_variations: tuple[tuple[int, float], ...] | None = None  # ((sub-seed, weight), ...)
+    log_tokenization: bool = False
     outdir: str | None = None      # None: the session's output folder
 
     def __post_init__(self) -> None:

@@ -183,6 +183,8 @@ class Shell:
         jobs = [engine.prepare(r, model) for r in requests]
         for warning in jobs[0].warnings:
             self.say(f"warning: {warning}")
+        if request.log_tokenization:
+            self.show_tokens(model, request)
         schedule = jobs[0].schedule
         if schedule.strength is not None:
             self.say(f"img2img: strength {schedule.strength:.2f} x {schedule.steps} steps -> "
@@ -197,6 +199,17 @@ class Shell:
         self.seeds.extend(job.request.seed for job in jobs)
         for path, command in saved:
             self.say(f"{path}: {command}")
+
+    def show_tokens(self, model, request: GenerationRequest) -> None:
+        from .engine.prompts import MAX_TOKENS, tokenization
+
+        for label, text in (("prompt", request.positive_prompt), ("negative", request.negative_prompt)):
+            if not text:
+                continue
+            tokens = tokenization(model, text)
+            self.say(f"{label} tokens ({len(tokens.kept)} of {MAX_TOKENS}): {' '.join(tokens.kept)}")
+            if tokens.dropped:
+                self.say(f"{label} tokens dropped past {MAX_TOKENS} ({len(tokens.dropped)}): {' '.join(tokens.dropped)}")
 
     @staticmethod
     def per_image(request: GenerationRequest) -> list[GenerationRequest]:

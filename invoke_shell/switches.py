@@ -96,6 +96,8 @@ SWITCHES: tuple[Switch, ...] = (
            range=Range(0, 1, lo_open=True)),
     Switch("with_variations", ("-V",), ("--with_variations",), "variations",
            "replay a variation chain on top of -S: seed:weight,seed:weight", "CHAIN"),
+    Switch("log_tokenization", ("-t",), ("--log_tokenization",), "flag",
+           "show how the prompt is split into tokens, and what is dropped past 75"),
     Switch("outdir", ("-o",), ("--outdir",), "path", "output folder for this command", "DIR", completes="dir"),
 )
 
@@ -106,7 +108,6 @@ BY_SPELLING: dict[str, Switch] = {spelling: s for s in SWITCHES for spelling in 
 UNSUPPORTED: dict[str, str] = {
     "-i": "--individual", "--individual": "--individual",
     "-x": "--skip_normalize", "--skip_normalize": "--skip_normalize",
-    "-t": "--log_tokenization", "--log_tokenization": "--log_tokenization",
     "--fnformat": "--fnformat", "-z": "--png_compression", "--png_compression": "--png_compression",
     "--threshold": "--threshold", "--perlin": "--perlin", "--karras_max": "--karras_max",
     "--h_symmetry_time_pct": "--h_symmetry_time_pct", "--v_symmetry_time_pct": "--v_symmetry_time_pct",

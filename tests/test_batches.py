@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from invoke_shell.outputs.pngio import read_text_chunks
@@ -104,3 +105,28 @@ def test_back_references_reach_into_the_batch(shell):
     first, second = shell.previous
     shell.execute('"fire" -s 2 -S -2')
     assert shell.previous[0].seed == first.seed
+
+
+def test_prompt_weighting_goes_through_compel(shell, model):
+    """Plain prompts encode exactly as diffusers does; weighted ones change the conditioning and the image."""
+    from invoke_shell.engine.prompts import conditioning
+
+    plain, _ = conditioning(model, "a red car", "")
+    with torch.inference_mode():
+        reference, _ = model.txt2img.encode_prompt("a red car", "cpu", 1, True, "")
+    assert float((plain - reference).abs().max()) == 0.0
+    for line in ['"a red car" -s 3 -S 4', '"a (red)1.5 car" -s 3 -S 4', '"a red++ car" -s 3 -S 4',
+                 '"(\\"a red car\\", \\"a blue car\\").blend(1, 1)" -s 3 -S 4']:
+        assert shell.execute(line), shell.said[-1]
+    images = [pixels(p) for p in sorted(os.path.join(shell.outdir, f) for f in os.listdir(shell.outdir)
+                                        if f.endswith(".png"))]
+    assert all(not np.array_equal(images[0], other) for other in images[1:])
+
+
+def test_log_tokenization(shell):
+    long_prompt = "fire " + " ".join(["x"] * 80)
+    assert shell.execute(f'"{long_prompt} [smoke]" -s 2 -S 1 -t')
+    kept, dropped, negative = shell.said[:3]
+    assert kept.startswith("prompt tokens (75 of 75): f i r e</w> x</w> x</w>")
+    assert dropped == "prompt tokens dropped past 75 (9): " + " ".join(["x</w>"] * 9)  # 4 + 80 tokens
+    assert negative == "negative tokens (5 of 75): s m o k e</w>"

@@ -32,6 +32,7 @@ SPELLINGS = [
     ("variation_amount", ["-v0.2", "-v 0.2", "--variation_amount 0.2", "--variation_amount=0.2"], 0.2),
     ("with_variations", ["-S 1 -V 7:0.5,8:0.25", "-S1 -V7:0.5,8:0.25", "-S 1 --with_variations=7:0.5,8:0.25",
                          "-S 1 -V '7,0.5;8,0.25'"], ((7, 0.5), (8, 0.25))),
+    ("log_tokenization", ["-t", "--log_tokenization"], True),
     ("outdir", ["-o elsewhere", "-oelsewhere", "--outdir elsewhere", "--outdir=elsewhere"], "elsewhere"),
 ]
 
@@ -138,6 +139,7 @@ requests = st.builds(
     init_img=st.none() | _text.filter(str.strip) | st.sampled_from(["-1", "-2", "-xyz.png", "my sketch.png"]),
     strength=st.floats(0, 1, exclude_min=True),
     fit=st.booleans(),
+    log_tokenization=st.booleans(),
     iterations=st.none() | st.integers(1, 64),
     grid=st.booleans(),
     variation_amount=st.none() | st.floats(0, 1, exclude_min=True),

@@ -83,6 +83,7 @@ def run_batch(jobs: list[Job], model) -> list[Image.Image]:
     import torch
 
     from .noise import variation_noise
+    from .prompts import conditioning
 
     req = jobs[0].request
     pipe = model.img2img if jobs[0].init_image is not None else model.txt2img
@@ -93,7 +94,8 @@ def run_batch(jobs: list[Job], model) -> list[Image.Image]:
     # (N, 4, H/f, W/f), float32 on the CPU whatever the device and precision
     noise = torch.stack([variation_noise(j.request.seed, j.request.with_variations or (), shape) for j in jobs])
     generators = [torch.Generator(NOISE_DEVICE).manual_seed(j.request.seed) for j in jobs]
-    common = dict(prompt=req.positive_prompt, negative_prompt=req.negative_prompt or None,
+    positive, negative = conditioning(model, req.positive_prompt, req.negative_prompt)
+    common = dict(prompt_embeds=positive, negative_prompt_embeds=negative,
                   num_inference_steps=req.steps, guidance_scale=req.cfg_scale, generator=generators,
                   num_images_per_prompt=len(jobs))
     with torch.inference_mode():

@@ -1,0 +1,61 @@
+"""Prompt conditioning through the `compel` library, which reads InvokeAI 2.3's prompt syntax: `(word)1.3`,
+`word++`, `word-`, `("a", "b").blend(1, 1)`. The `[negative]` groups are split off before (request.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ParseError
+
+MAX_TOKENS = 75  # CLIP's 77 positions less the start and end markers
+
+
+def _compel(model):
+    """One Compel per resident model (cheap; it holds references to the tokenizer and text encoder)."""
+    compel = getattr(model, "_compel", None)
+    if compel is None:
+        from compel import Compel
+
+        pipe = model.txt2img
+        compel = Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, truncate_long_prompts=True)
+        model._compel = compel
+    return compel
+
+
+def conditioning(model, positive: str, negative: str):
+    """(prompt_embeds, negative_prompt_embeds), each (1, 77, hidden), for the pipelines' `prompt_embeds`."""
+    import torch
+
+    compel = _compel(model)
+    try:
+        with torch.inference_mode():
+            return compel(positive), compel(negative)
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
+    except Exception as exc:  # pyparsing errors
+        if type(exc).__module__.startswith("pyparsing"):
+            raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
+        raise
+
+
+@dataclass(frozen=True)
+class Tokenization:
+    kept: tuple[str, ...]
+    dropped: tuple[str, ...]
+
+
+def tokenization(model, text: str) -> Tokenization:
+    """How the text encoder sees `text` (weighting syntax removed): the tokens kept and those past 75."""
+    from compel.prompt_parser import Blend, FlattenedPrompt
+
+    compel = _compel(model)
+    try:
+        conjunction = compel.parse_prompt_string(text)
+    except Exception as exc:
+        raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
+    words = []
+    for prompt in conjunction.prompts:
+        parts = prompt.prompts[0].children if isinstance(prompt, Blend) else prompt.children
+        words.extend(fragment.text for fragment in parts if hasattr(fragment, "text"))
+    tokens = model.txt2img.tokenizer.tokenize(" ".join(words))
+    return Tokenization(tuple(tokens[:MAX_TOKENS]), tuple(tokens[MAX_TOKENS:]))
