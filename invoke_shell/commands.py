@@ -57,17 +57,24 @@ def _help(shell, argument: str) -> None:
 command("!help", "!h", usage="!help", help="this list of switches and commands")(_help)
 
 
-@command("!fetch", usage="!fetch FILE", help="put the command that made a PNG on the next prompt line",
-         completes="image")
+@command("!fetch", usage="!fetch FILE | GLOB OUTFILE", completes="image",
+         help="put the command that made a PNG (this shell, InvokeAI 2/3, AUTOMATIC1111, ComfyUI) on the next "
+              "prompt line; with OUTFILE, write the commands of all matching PNGs to a file for !replay")
 def _fetch(shell, argument: str) -> None:
     from .errors import ParseError
-    from .outputs.fetch import command_from_png
+    from .outputs.fetch import fetch_one, fetch_to_file, split_argument
 
     if not argument:
         raise ParseError("!fetch needs a PNG file: !fetch FILE")
-    text = command_from_png(_unquote(argument))
-    shell.prefill = text
-    shell.say(f"fetched: {text}")
+    pattern, outfile = split_argument(argument)
+    if outfile is not None:  # !fetch GLOB OUTFILE: every match's command into a file for !replay
+        shell.say(fetch_to_file(pattern, outfile))
+        return
+    rebuilt = fetch_one(pattern)
+    shell.prefill = rebuilt.command
+    shell.say(f"fetched{f' ({rebuilt.family})' if rebuilt.family else ''}: {rebuilt.command}")
+    if rebuilt.notes:
+        shell.say(rebuilt.notes_line)
 
 
 @command("!replay", usage="!replay FILE", help="run the commands in a text file", completes="text_file")

@@ -108,7 +108,7 @@ def check_prompt(prompt: str) -> None:
 
 def _check_printable(what: str, text: str) -> None:
     for ch in text:
-        if unicodedata.category(ch) in ("Cc", "Cs"):
+        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):  # Zl/Zp: U+2028/9 would split lines
             raise ParseError(f"{what} contains the control character {ch!r}; remove it")
 
 

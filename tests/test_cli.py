@@ -144,3 +144,49 @@ def test_real_terminal_ctrl_c_cancels_a_generation_and_the_shell_goes_on(tmp_pat
     assert b"Traceback" not in screen.text
     assert sorted(p for p in os.listdir(tmp_path / "outputs") if p.endswith(".png")) == ["000001.7.png", "000002.8.png"]
     assert not [p for p in os.listdir(tmp_path / "outputs") if p.endswith(".tmp")]
+
+
+def test_real_terminal_up_edit_fetch_replay(tmp_path, manager):
+    """As a new user in a real terminal: type a command, press Up, change one switch, run it, !fetch the
+    result (its command comes back on the prompt line; Enter runs it) and !replay a file."""
+    (tmp_path / "cmds.txt").write_text('"fire" -s 2 -S 31\n')
+    env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(tmp_path)
+        os.execvpe(sys.executable, [sys.executable, "-m", "invoke_shell"], env)
+    screen = Screen(fd)
+    try:
+        screen.expect(b"invoke>", 60)
+        os.write(fd, b'"fire" -s 2 -S 11\r')
+        screen.expect(b"outputs/000001.11.png", 90)
+        screen.expect(b"invoke>", 30)
+        time.sleep(0.5)
+        os.write(fd, b"\x1b[A")           # Up: the last command comes back
+        time.sleep(0.3)
+        os.write(fd, b"\x7f2\r")          # Backspace, type 2: -S 12
+        screen.expect(b"outputs/000002.12.png", 60)
+        screen.expect(b"invoke>", 30)
+        os.write(fd, b"!fetch outputs/000002.12.png\r")
+        screen.expect(b"fetched:", 30)
+        screen.expect(b"invoke>", 30)
+        time.sleep(0.3)
+        os.write(fd, b"\r")               # the fetched command is on the line: run it
+        screen.expect(b"outputs/000003.12.png", 60)
+        screen.expect(b"invoke>", 30)
+        os.write(fd, b"!replay cmds.txt\r")
+        screen.expect(b"replayed cmds.txt: 1 ran, 0 failed", 60)
+        screen.expect(b"invoke>", 30)
+        os.write(fd, b"q\r")
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    out = tmp_path / "outputs"
+    assert sorted(p for p in os.listdir(out) if p.endswith(".png")) == [
+        "000001.11.png", "000002.12.png", "000003.12.png", "000004.31.png"]
+    assert read_text_chunks(str(out / "000003.12.png"))["Dream"] == read_text_chunks(str(out / "000002.12.png"))["Dream"]
+    assert b"Traceback" not in screen.text

@@ -1,43 +1,138 @@
-"""Rebuilding a command from a PNG's metadata. Text from the file is parsed as data, never executed."""
+"""Rebuilding a command from a PNG's metadata, for `!fetch FILE` and `!fetch GLOB OUTFILE`.
+Text from the file is parsed as data, never executed."""
 
 from __future__ import annotations
 
-import json
+import glob
+import os
+import shlex
+from dataclasses import dataclass
 
-from ..errors import ParseError
-from ..request import parse, to_command
+from ..errors import ImageError, ParseError, ShellError
 from .pngio import read_text_chunks
+from .readers import FAMILIES
+from .readers.common import notes_line
+
+
+class NoMetadata(ParseError):
+    """A readable PNG that carries none of the metadata families."""
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    command: str               # canonical: to_command(parse(...))
+    family: str                # "" for this shell's own Dream line, else e.g. "AUTOMATIC1111"
+    notes: tuple[str, ...]     # settings with no equivalent here
+
+    @property
+    def notes_line(self) -> str:
+        return notes_line(self.notes)
+
+
+def read_png(path: str) -> Rebuilt:
+    """The command that made the image at `path`. The first family present that reads wins; when all
+    present fail, the first one's error is raised. ImageError: not a readable PNG; NoMetadata."""
+    chunks = read_text_chunks(path)
+    first: ParseError | None = None
+    for chunk, what, family, reader in FAMILIES:
+        if chunk not in chunks:
+            continue
+        try:
+            command, notes, foreign = reader(chunks[chunk])
+        except ParseError as exc:
+            first = first or ParseError(f"{path}: its {what} does not parse: {exc}")
+            continue
+        return Rebuilt(command, family if foreign else "", tuple(notes))
+    if first is not None:
+        raise first
+    raise NoMetadata(f"{path} carries no generation metadata (no Dream, sd-metadata, invokeai_metadata, "
+                     f"parameters or ComfyUI prompt chunk)")
 
 
 def command_from_png(path: str) -> str:
-    """The canonical command that made the image at `path` (from its `Dream` chunk, else `sd-metadata`)."""
-    chunks = read_text_chunks(path)
-    if "Dream" in chunks:
-        try:
-            return to_command(parse(chunks["Dream"]))
-        except ParseError as exc:
-            raise ParseError(f"{path}: its Dream command does not parse: {exc}") from None
-    if "sd-metadata" in chunks:
-        return to_command(parse(_command_from_sd_metadata(path, chunks["sd-metadata"])))
-    raise ParseError(f"{path} carries no invoke metadata (no Dream or sd-metadata chunk)")
+    """The canonical command that made the image at `path` (see read_png)."""
+    return read_png(path).command
 
 
-def _command_from_sd_metadata(path: str, text: str) -> str:
-    from ..request import quote_prompt
+_GLOB_CHARS = set("*?[")
 
+
+def split_argument(argument: str) -> tuple[str, str | None]:
+    """`!fetch FILE` or `!fetch GLOB OUTFILE` -> (file or glob, outfile or None). A whole argument that
+    names an existing file is one FILE even with spaces in it; otherwise quote names with spaces."""
+    text = argument.strip()
+    if os.path.isfile(text):
+        return text, None
     try:
-        data = json.loads(text)
-        image = data["image"] if "image" in data else data["images"][0]
-        prompt = image["prompt"]
-        if isinstance(prompt, list):
-            prompt = ",".join(p["prompt"] if len(prompt) == 1 else f"{p['prompt']}:{p['weight']}" for p in prompt)
-        parts = [quote_prompt(str(prompt)), f"-s {int(image['steps'])}", f"-S {int(image['seed'])}",
-                 f"-C {float(image['cfg_scale'])}", f"-A {image['sampler']}"]
-        for key, switch in (("width", "-W"), ("height", "-H")):
-            if image.get(key):
-                parts.append(f"{switch} {int(image[key])}")
-        if image.get("init_img"):
-            parts.append(f"-I {quote_prompt(str(image['init_img']))} -f {float(image.get('strength', 0.75))}")
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ParseError(f"{path}: its sd-metadata is not in InvokeAI's format ({type(exc).__name__}: {exc})") from None
-    return " ".join(parts)
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ParseError(f"!fetch: cannot split {text!r} into words ({str(exc).lower()})") from None
+    if len(words) == 1:
+        return words[0], None
+    if len(words) == 2:
+        return words[0], words[1]
+    raise ParseError("!fetch takes FILE, or GLOB OUTFILE; quote names that contain spaces")
+
+
+def matching_files(pattern: str) -> list[str]:
+    """The files a glob names, sorted; a plain name is itself (so missing files get a clear error)."""
+    pattern = os.path.expanduser(pattern)
+    if not _GLOB_CHARS & set(pattern):
+        return [pattern]
+    return sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+
+
+def fetch_one(pattern: str) -> Rebuilt:
+    paths = matching_files(pattern)
+    if not paths:
+        raise ImageError(f"no file matches {pattern}")
+    if len(paths) > 1:
+        raise ParseError(f"{pattern} matches {len(paths)} files; to write their commands to a file: "
+                         f"!fetch GLOB OUTFILE")
+    return read_png(paths[0])
+
+
+def fetch_to_file(pattern: str, outfile: str) -> str:
+    """Write `# <path>`, a `# not carried over: ...` line when needed, and the command of every image
+    matching `pattern` (sorted) into `outfile`, InvokeAI's `!fetch GLOB OUTFILE` format that `!replay`
+    runs. Images without usable metadata get a comment saying why. Returns the summary line."""
+    paths = matching_files(pattern)
+    if not paths or not all(os.path.isfile(p) for p in paths):
+        raise ImageError(f"no file matches {pattern}")
+    if os.path.isdir(outfile):
+        raise ShellError(f"!fetch: {outfile} is a folder; give a file name for the commands")
+    if os.path.realpath(outfile) in {os.path.realpath(p) for p in paths}:
+        raise ShellError(f"!fetch: {outfile} is one of the images; give another file name for the commands")
+    lines: list[str] = []
+    written = 0
+    for path in paths:
+        lines.append(_path_comment(path))
+        try:
+            rebuilt = read_png(path)
+        except NoMetadata:
+            lines.append("# no generation metadata in this file")
+            continue
+        except (ParseError, ImageError) as exc:
+            lines.append(_path_comment(f"not rebuilt: {exc}"))
+            continue
+        if len(rebuilt.command.splitlines()) != 1:  # a line separator inside the prompt would split it
+            lines.append("# not rebuilt: the command does not fit on one line")
+            continue
+        if rebuilt.notes:
+            lines.append("# " + rebuilt.notes_line)
+        lines.append(rebuilt.command)
+        written += 1
+    try:
+        with open(outfile, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    except OSError as exc:
+        raise ShellError(f"!fetch: cannot write {outfile}: {exc.strerror or exc}") from None
+    skipped = len(paths) - written
+    summary = f"wrote {written} command(s) for {len(paths)} image(s) to {outfile}"
+    return summary + (f"; {skipped} without usable metadata (see the # lines)" if skipped else "")
+
+
+def _path_comment(text: str) -> str:
+    """A comment line: characters that could end or hide the line (newlines, controls) shown as `?`."""
+    safe = "".join(c if c.isprintable() else "?" for c in text)
+    return "# " + (safe if len(safe) <= 300 else safe[:299] + "…")

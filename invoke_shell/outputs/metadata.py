@@ -1,4 +1,5 @@
-"""What each PNG carries: the `Dream` command and `sd-metadata` JSON in InvokeAI 2.x's schema."""
+"""What each PNG carries: the `Dream` command and `sd-metadata` JSON in InvokeAI 2.x's schema, and an
+AUTOMATIC1111 `parameters` text so that other tools show our settings."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 from .. import __version__
 from ..request import GenerationRequest, to_command
+from .readers.a1111 import parameters_text
 
 APP_ID = "invoke-shell"
 
@@ -27,7 +29,8 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
         "type": "img2img" if request.is_img2img else "txt2img",
         "prompt": [{"prompt": request.prompt, "weight": 1.0}],
         "seed": request.seed,
-        "variations": [],
+        "variations": [{"seed": seed, "weight": weight}
+                       for seed, weight in getattr(request, "with_variations", None) or ()],
         "steps": request.steps,
         "cfg_scale": request.cfg_scale,
         "threshold": 0,
@@ -48,5 +51,11 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
             "app_id": APP_ID, "app_version": __version__, "image": image}
 
 
-def png_chunks(request: GenerationRequest, **kwargs) -> dict[str, str]:
-    return {"Dream": to_command(request), "sd-metadata": json.dumps(sd_metadata(request, **kwargs))}
+def png_chunks(request: GenerationRequest, *, model_name: str, model_hash: str, steps_run: int,
+               noise_device: str) -> dict[str, str]:
+    """The text chunks for one image: `Dream`, `sd-metadata`, and A1111's `parameters`."""
+    meta = sd_metadata(request, model_name=model_name, model_hash=model_hash, steps_run=steps_run,
+                       noise_device=noise_device)
+    return {"Dream": to_command(request), "sd-metadata": json.dumps(meta),
+            "parameters": parameters_text(request, model_name=model_name, model_hash=model_hash,
+                                          version=__version__)}

@@ -1,0 +1,129 @@
+"""AUTOMATIC1111's `parameters` text: read (prompt lines, `Negative prompt:`, the `Steps: ...` line) and
+written (so other tools show this shell's settings)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ...errors import ParseError
+from ...request import GenerationRequest
+from .common import Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets, supports
+
+# A1111's own regex (modules/infotext_utils.py): `Key: value` or `Key: "json string"`
+_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_EXTRA_NETWORK = re.compile(r"<(lora|lyco|hypernet):([^>]{1,200})>")
+
+TO_OURS = {"Euler a": "k_euler_a", "Euler": "k_euler", "LMS": "k_lms", "Heun": "k_heun", "DPM2": "k_dpm_2",
+           "DPM2 a": "k_dpm_2_a", "DPM++ 2M": "k_dpmpp_2", "DDIM": "ddim", "PLMS": "plms"}
+FROM_OURS = {ours: theirs for theirs, ours in TO_OURS.items()}
+# keys that describe the file rather than the image, and values that equal what this shell does anyway
+_PROVENANCE = {"Version", "User", "Model hash", "VAE hash", "Hashes", "Lora hashes", "TI hashes"}
+_SAME_AS_OURS = {("Clip skip", "1"), ("RNG", "CPU"), ("Schedule type", "Automatic"), ("ENSD", "0")}
+
+
+def from_parameters(text: str) -> tuple[str, list[str], bool]:
+    """(command, notes, True) from an AUTOMATIC1111 `parameters` chunk."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    params: dict[str, str] = {}
+    found_params = _PARAM.findall(lines[-1])
+    if len(found_params) >= 3:  # A1111's rule: otherwise the last line belongs to the prompt
+        lines = lines[:-1]
+        for key, value in found_params:
+            if value.startswith('"'):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    pass
+            params[key.strip()] = str(value).strip()
+    prompt, negative, in_negative = [], [], False
+    for line in lines:
+        if not in_negative and line.startswith("Negative prompt:"):
+            in_negative, line = True, line[len("Negative prompt:"):]
+        (negative if in_negative else prompt).append(line)
+    found = Found()
+    found.prompt = plain_brackets(_networks(one_line(" ".join(prompt)), found), found, "prompt")
+    found.negative = plain_brackets(one_line(" ".join(negative)), found, "negative prompt")
+    _settings(params, found)
+    return command_of(found), found.notes, True
+
+
+def _networks(prompt: str, found: Found) -> str:
+    """`<lora:name:0.8>` selects a network in A1111 and is no prompt text: taken out and noted."""
+    for match in _EXTRA_NETWORK.finditer(prompt):
+        found.note(f"<{match.group(1)}:{match.group(2)}>")
+    return _EXTRA_NETWORK.sub(" ", prompt)
+
+
+def _settings(params: dict[str, str], found: Found) -> None:
+    hires = any(key.startswith("Hires") for key in params)
+    for key, value in params.items():
+        if key == "Steps":
+            found.steps = as_int(value, "Steps")
+        elif key == "CFG scale":
+            found.cfg_scale = as_float(value, "CFG scale")
+        elif key == "Seed":
+            found.set_seed(value, "Seed")
+        elif key == "Size":
+            width, x, height = value.partition("x")
+            if not x:
+                raise ParseError(f"Size should be WxH, got {value[:40]!r}")
+            found.width, found.height = as_int(width, "Size width"), as_int(height, "Size height")
+        elif key == "Sampler":
+            _sampler(value, found)
+        elif key == "Init image":  # written by this shell, not by A1111
+            found.init_img = value
+        elif key == "Denoising strength" and not hires:
+            found.strength = as_float(value, "Denoising strength")
+        elif key == "Variation seed" and supports("with_variations") and "Variation seed strength" in params:
+            found.with_variations = ((as_int(value, "Variation seed"),
+                                      as_float(params["Variation seed strength"], "Variation seed strength")),)
+        elif key == "Variation seed strength" and found.with_variations is not None:
+            continue
+        elif key == "Model":
+            found.note("Model", value)
+        elif key == "Model hash" and "Model" not in params:
+            found.note("Model hash", value)
+        elif key in _PROVENANCE or (key, value) in _SAME_AS_OURS:
+            continue
+        else:
+            found.note(key, value)
+    if found.with_variations and (found.seed is None or "Variation seed strength" not in params):
+        found.note("Variation seed", found.with_variations[0][0])
+        found.with_variations = None
+    if found.strength is not None and found.init_img is None:
+        found.note("Denoising strength", f"{found.strength:g} (the init image is not in the file; add -I FILE "
+                                         f"-f {found.strength:g})")
+
+
+def _sampler(value: str, found: Found) -> None:
+    karras = value.endswith(" Karras")  # older A1111 names carry the schedule: "DPM++ 2M Karras"
+    map_sampler(value[: -len(" Karras")] if karras else value, TO_OURS, found, "Sampler")
+    if karras and found.sampler is not None:
+        found.note("Schedule type", "Karras")
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False) if any(c in value for c in ",:\n\"") else value
+
+
+def parameters_text(request: GenerationRequest, *, model_name: str, model_hash: str, version: str) -> str:
+    """The A1111 `parameters` text for a request whose seed and size are resolved."""
+    lines = [request.positive_prompt]
+    if request.negative_prompt:
+        lines.append(f"Negative prompt: {request.negative_prompt}")
+    params = [("Steps", str(request.steps)), ("Sampler", FROM_OURS[request.sampler]),
+              ("CFG scale", f"{request.cfg_scale:g}")]
+    if request.seed is not None:
+        params.append(("Seed", str(request.seed)))
+    if request.width is not None and request.height is not None:
+        params.append(("Size", f"{request.width}x{request.height}"))
+    params += [("Model hash", model_hash[:10]), ("Model", model_name)]
+    variations = getattr(request, "with_variations", None)
+    if variations and len(variations) == 1:  # A1111 has one sub-seed; a longer chain stays in Dream
+        params += [("Variation seed", str(variations[0][0])), ("Variation seed strength", f"{variations[0][1]:g}")]
+    if request.is_img2img:
+        params += [("Denoising strength", f"{request.strength:g}"), ("Init image", request.init_img)]
+    params += [("RNG", "CPU"), ("Version", f"invoke-shell {version}")]
+    lines.append(", ".join(f"{key}: {_quote(value)}" for key, value in params))
+    return "\n".join(lines)

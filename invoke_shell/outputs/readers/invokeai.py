@@ -1,0 +1,210 @@
+"""InvokeAI's metadata: 2.x `Dream` command lines and `sd-metadata` JSON (also what this shell writes),
+and 3.x+ `invokeai_metadata` JSON."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from ...errors import ParseError
+from ...request import parse, quote_prompt, split_prompt, to_command
+from ...switches import BY_SPELLING, SAMPLERS, UNSUPPORTED
+from .common import (Found, as_float, as_int, as_text, command_of, load_json_object, map_sampler, plain_brackets,
+                     supports)
+
+# ` # model_id=stable-diffusion-1.5` (and a grid's ` # [seed, ...]`) end InvokeAI 2.x Dream lines
+_TRAILER = re.compile(r"\s#\s*(?:model_id=|\[)[^\"']*$")
+_MODEL_ID = re.compile(r"model_id=([^\s#]+)")
+_LOOKS_LIKE_SWITCH = re.compile(r"--?[A-Za-z]")
+_SHORT = sorted((s for s in list(BY_SPELLING) + list(UNSUPPORTED) if not s.startswith("--")), key=len, reverse=True)
+
+# InvokeAI 2.x samplers are ours; these two were accepted there and ran the model's default scheduler
+INVOKEAI2_SAMPLERS = {name: name for name in SAMPLERS}
+# InvokeAI 3+ scheduler names; a `_k` suffix means Karras sigmas, which our samplers do not use
+INVOKEAI3_SAMPLERS = {"ddim": "ddim", "pndm": "plms", "lms": "k_lms", "euler": "k_euler", "euler_a": "k_euler_a",
+                      "heun": "k_heun", "kdpm_2": "k_dpm_2", "kdpm_2_a": "k_dpm_2_a", "dpmpp_2m": "k_dpmpp_2"}
+
+
+def from_dream(line: str) -> tuple[str, list[str], bool]:
+    """(command, notes, foreign) from a Dream line. Our parser decides; an InvokeAI 2.x line (unquoted
+    prompt, ` # model_id=` trailer, switches we lack) is read leniently: those switches become notes."""
+    notes: list[str] = []
+    trailer = _TRAILER.search(line)
+    if trailer:
+        model = _MODEL_ID.search(trailer.group())
+        if model:
+            notes.append(f"model: {model.group(1)[:60]}")
+        line = line[: trailer.start()]
+    try:
+        return to_command(parse(line)), notes, bool(notes)
+    except ParseError as exc:
+        first = exc
+    try:
+        return _lenient(line, notes), notes, True
+    except ParseError:
+        raise first from None
+
+
+def _switch_of(token: str) -> tuple[str, bool]:
+    """(spelling, supported) for a token that looks like a switch; ParseError for one InvokeAI never had."""
+    name = token.partition("=")[0]
+    if token.startswith("--"):
+        if name in BY_SPELLING or name in UNSUPPORTED:
+            return name, name in BY_SPELLING
+    else:
+        if "=" in token and name in BY_SPELLING:
+            return name, True
+        for prefix in _SHORT:
+            if token.startswith(prefix):
+                return prefix, prefix in BY_SPELLING
+    raise ParseError(f"unknown switch {token!r}")
+
+
+def _lenient(line: str, notes: list[str]) -> str:
+    prompt, tokens = split_prompt(line)
+    groups: list[list[str]] = []
+    for token in tokens:
+        if _LOOKS_LIKE_SWITCH.match(token):
+            groups.append([token])
+        elif groups:
+            groups[-1].append(token)
+        else:
+            raise ParseError(f"unexpected {token!r} after the prompt")
+    kept: list[str] = []
+    for group in groups:
+        spelling, supported = _switch_of(group[0])
+        if not supported:
+            notes.append(" ".join(group)[:60])
+            continue
+        if BY_SPELLING[spelling].dest == "sampler":
+            value = group[0][len(spelling):].lstrip("=") or (group[1] if len(group) > 1 else "")
+            if value.lower() not in SAMPLERS:
+                notes.append(f"{spelling} {value[:40]} (no such sampler here)")
+                continue
+        kept.extend(group)
+    return to_command(parse(" ".join([quote_prompt(prompt)] + [shlex.quote(t) for t in kept])))
+
+
+def from_sd_metadata(text: str) -> tuple[str, list[str], bool]:
+    """(command, notes, foreign) from InvokeAI 2.x `sd-metadata` (ours adds init_img, strength, fit)."""
+    data = load_json_object(text, "sd-metadata")
+    found = Found()
+    ours = data.get("app_id") == "invoke-shell"
+    image = data.get("image")
+    if image is None and isinstance(data.get("images"), list) and data["images"]:
+        image = data["images"][0]
+        if len(data["images"]) > 1:
+            found.note(f"grid of {len(data['images'])} images (the first is rebuilt)")
+    if not isinstance(image, dict):
+        raise ParseError("sd-metadata has no image object")
+    prompt = image.get("prompt")
+    if isinstance(prompt, list):
+        if not 1 <= len(prompt) <= 64 or not all(isinstance(p, dict) for p in prompt):
+            raise ParseError(f"sd-metadata prompt should be a list of {{prompt, weight}}, got {len(prompt)} items")
+        texts = [as_text(p.get("prompt"), "sd-metadata prompt") for p in prompt]
+        if len(texts) == 1:
+            prompt = texts[0]
+        else:
+            weights = [as_float(p.get("weight", 1.0), "sd-metadata prompt weight") for p in prompt]
+            prompt = ",".join(f"{t}:{w:g}" for t, w in zip(texts, weights))
+            found.note("weighted sub-prompts (kept as text)")
+    found.prompt = as_text(prompt, "sd-metadata prompt")
+    for key, convert in (("steps", as_int), ("cfg_scale", as_float), ("width", as_int), ("height", as_int)):
+        if image.get(key) is not None:
+            setattr(found, key, convert(image[key], f"sd-metadata {key}"))
+    if image.get("seed") is not None:
+        found.set_seed(image["seed"], "sd-metadata seed")
+    if image.get("sampler") is not None:
+        map_sampler(image["sampler"], INVOKEAI2_SAMPLERS, found, "sampler")
+    if image.get("init_img"):
+        found.init_img = as_text(image["init_img"], "sd-metadata init_img")
+        strength = image.get("strength", image.get("strength_steps"))
+        if strength is not None:
+            found.strength = as_float(strength, "sd-metadata strength")
+        found.fit = image.get("fit") is True
+    elif image.get("type") == "img2img":
+        strength = image.get("strength_steps", image.get("strength"))
+        found.note("init image", f"not stored by InvokeAI 2.x (strength {clip_number(strength)})")
+    variations = image.get("variations")
+    if isinstance(variations, list) and variations:
+        if len(variations) > 64 or not all(isinstance(v, dict) for v in variations):
+            raise ParseError("sd-metadata variations should be a list of {seed, weight}")
+        chain = tuple((as_int(v.get("seed"), "variation seed"), as_float(v.get("weight"), "variation weight"))
+                      for v in variations)
+        if supports("with_variations") and found.seed is not None:
+            found.with_variations = chain
+        else:
+            found.note("variations", ",".join(f"{seed}:{weight:g}" for seed, weight in chain))
+    postprocessing = image.get("postprocessing")
+    if isinstance(postprocessing, list) and postprocessing:
+        found.note("postprocessing", " ".join(str(p.get("tool")) for p in postprocessing[:8] if isinstance(p, dict)))
+    for key in ("threshold", "perlin", "facetool_strength", "inpaint_replace", "h_symmetry_time_pct",
+                "v_symmetry_time_pct", "seamless", "hires_fix", "init_mask", "upscale"):
+        if image.get(key) not in (None, 0, 0.0, False, "", []):
+            found.note(key, image[key])
+    model = data.get("model_id") or data.get("model_weights")
+    if model and not ours:
+        found.note("model", model)
+    return command_of(found), found.notes, not ours
+
+
+def clip_number(value: object) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "unknown"
+
+
+def from_invokeai3(text: str) -> tuple[str, list[str], bool]:
+    """(command, notes, True) from InvokeAI 3+ `invokeai_metadata` (CoreMetadata JSON)."""
+    data = load_json_object(text, "invokeai_metadata")
+    found = Found()
+    found.prompt = plain_brackets(as_text(data.get("positive_prompt", ""), "positive_prompt"), found, "prompt")
+    found.negative = plain_brackets(as_text(data.get("negative_prompt") or "", "negative_prompt"),
+                                    found, "negative prompt")
+    for key, convert in (("steps", as_int), ("cfg_scale", as_float), ("width", as_int), ("height", as_int)):
+        if data.get(key) is not None:
+            setattr(found, key, convert(data[key], key))
+    if data.get("seed") is not None:
+        found.set_seed(data["seed"], "seed")
+    scheduler = data.get("scheduler")
+    if scheduler is not None:
+        name = as_text(scheduler, "scheduler")
+        base = name[:-2] if name.endswith("_k") else name
+        map_sampler(base, INVOKEAI3_SAMPLERS, found, "scheduler")
+        if found.sampler is not None and base != name:
+            found.note("scheduler", f"{name} (Karras sigmas)")
+    init = data.get("init_image")
+    if isinstance(init, dict):
+        init = init.get("image_name")
+    if init:
+        found.init_img = as_text(init, "init_image")
+        if data.get("strength") is not None:
+            found.strength = as_float(data["strength"], "strength")
+    mode = data.get("generation_mode")
+    if isinstance(mode, str) and ("inpaint" in mode or "outpaint" in mode):
+        found.note("generation_mode", mode)
+    model = data.get("model")
+    if isinstance(model, dict):
+        model = model.get("name") or model.get("model_name")
+    if model:
+        found.note("model", model)
+    loras = data.get("loras")
+    if isinstance(loras, list) and loras:
+        names = []
+        for lora in loras[:8]:
+            if isinstance(lora, dict):
+                inner = lora.get("model") or lora.get("lora") or {}
+                name = inner.get("name") or inner.get("model_name") if isinstance(inner, dict) else inner
+                names.append(f"{name} {lora.get('weight', '')}".strip())
+        found.note("loras", " ".join(names))
+    if data.get("rand_device") not in (None, "cpu"):
+        found.note("rand_device", data["rand_device"])
+    for key in ("vae", "clip_skip", "cfg_rescale_multiplier", "seamless_x", "seamless_y", "hrf_enabled",
+                "refiner_model", "positive_style_prompt", "negative_style_prompt", "controlnets", "ipAdapters",
+                "t2iAdapters", "guidance"):
+        if data.get(key) not in (None, 0, 0.0, False, "", [], {}):
+            value = data[key]
+            if isinstance(value, list):
+                value = f"{len(value)}"
+            elif isinstance(value, dict):
+                value = value.get("name") or value.get("model_name") or "set"
+            found.note(key, value)
+    return command_of(found), found.notes, True
