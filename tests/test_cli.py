@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -111,16 +112,30 @@ class Screen:
         self.pos = self.text.index(needle, self.pos) + len(needle)
 
 
-def test_real_terminal_ctrl_c_cancels_a_generation_and_the_shell_goes_on(tmp_path, manager):
-    """In a pseudo-terminal, as a user: the prompt appears, Ctrl-C stops a long generation, the next
-    command runs on the still-loaded model, Ctrl-D leaves."""
+@contextlib.contextmanager
+def shell_in_pty(cwd):
+    """`python -m invoke_shell` in a pseudo-terminal in `cwd`; yields (fd, Screen). On leaving, the shell
+    must have exited with status 0 (the body ends by quitting it)."""
     env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
     pid, fd = pty.fork()
     if pid == 0:  # the child: the shell
-        os.chdir(tmp_path)
+        os.chdir(cwd)
         os.execvpe(sys.executable, [sys.executable, "-m", "invoke_shell"], env)
-    screen = Screen(fd)
     try:
+        yield fd, Screen(fd)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
+def test_real_terminal_ctrl_c_cancels_a_generation_and_the_shell_goes_on(tmp_path, manager):
+    """In a pseudo-terminal, as a user: the prompt appears, Ctrl-C stops a long generation, the next
+    command runs on the still-loaded model, Ctrl-D leaves."""
+    with shell_in_pty(tmp_path) as (fd, screen):
         screen.expect(b"invoke>", 60)
         os.write(fd, b'"fire" -s 2 -S 7\r')
         screen.expect(b"outputs/000001.7.png", 90)
@@ -134,13 +149,6 @@ def test_real_terminal_ctrl_c_cancels_a_generation_and_the_shell_goes_on(tmp_pat
         screen.expect(b"outputs/000002.8.png", 60)
         screen.expect(b"invoke>", 30)
         os.write(fd, b"\x04")
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    finally:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
     assert b"Traceback" not in screen.text
     assert sorted(p for p in os.listdir(tmp_path / "outputs") if p.endswith(".png")) == ["000001.7.png", "000002.8.png"]
     assert not [p for p in os.listdir(tmp_path / "outputs") if p.endswith(".tmp")]
@@ -150,13 +158,7 @@ def test_real_terminal_up_edit_fetch_replay(tmp_path, manager):
     """As a new user in a real terminal: type a command, press Up, change one switch, run it, !fetch the
     result (its command comes back on the prompt line; Enter runs it) and !replay a file."""
     (tmp_path / "cmds.txt").write_text('"fire" -s 2 -S 31\n')
-    env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(tmp_path)
-        os.execvpe(sys.executable, [sys.executable, "-m", "invoke_shell"], env)
-    screen = Screen(fd)
-    try:
+    with shell_in_pty(tmp_path) as (fd, screen):
         screen.expect(b"invoke>", 60)
         os.write(fd, b'"fire" -s 2 -S 11\r')
         screen.expect(b"outputs/000001.11.png", 90)
@@ -178,13 +180,6 @@ def test_real_terminal_up_edit_fetch_replay(tmp_path, manager):
         screen.expect(b"replayed cmds.txt: 1 ran, 0 failed", 60)
         screen.expect(b"invoke>", 30)
         os.write(fd, b"q\r")
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-    finally:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
     out = tmp_path / "outputs"
     assert sorted(p for p in os.listdir(out) if p.endswith(".png")) == [
         "000001.11.png", "000002.12.png", "000003.12.png", "000004.31.png"]
