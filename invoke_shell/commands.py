@@ -127,6 +127,27 @@ def _switch(shell, argument: str) -> None:
     shell.say(f"active model: {model.name} on {manager.device}")
 
 
+@command("!schedule", usage="!schedule COMMAND", help="show what a command would run, without running a model")
+def _schedule(shell, argument: str) -> None:
+    from dataclasses import replace
+
+    from .engine.schedule import compensated_steps, describe, plan
+    from .errors import ParseError
+    from .request import parse
+
+    if not argument:
+        raise ParseError('!schedule needs a command: !schedule "fire" -s 10 -I sketch.png -f 0.7')
+    request = parse(argument, shell.defaults)
+    strength = request.strength if request.is_img2img else None
+    steps = request.steps
+    if request.compensate_steps and strength is not None:
+        steps = compensated_steps(request.steps, strength)
+    config = shell.model().txt2img.scheduler.config
+    schedule = plan(request.sampler, steps, strength, config)
+    for line in describe(schedule, request.steps if request.compensate_steps else None):
+        shell.say(line)
+
+
 @command("!quit", "!exit", usage="!quit", help="leave the shell (also q or Ctrl-D)")
 def _quit(shell, argument: str) -> None:
     from .shell import Quit

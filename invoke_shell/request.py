@@ -51,10 +51,13 @@ class GenerationRequest:
     init_img: str | None = None    # a path, or "-1", "-2"...: the previous command's images
     strength: float | None = None  # set whenever init_img is
     fit: bool = False
+    compensate_steps: bool = False  # img2img: -s counts the steps run from the init image
     iterations: int | None = None  # None: one image
     grid: bool = False
     variation_amount: float | None = None
     with_variations: tuple[tuple[int, float], ...] | None = None  # ((sub-seed, weight), ...)
+    save_intermediates: int | None = None
+    strip: bool = False
     log_tokenization: bool = False
     outdir: str | None = None      # None: the session's output folder
 

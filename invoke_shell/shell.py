@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
@@ -175,30 +176,64 @@ class Shell:
 
     def generate(self, line: str) -> None:
         from .engine import generate as engine
-        from .outputs.save import save_images
+        from .outputs.naming import next_prefix
+        from .outputs.runview import RunRecorder, strip_title
+        from .outputs.save import image_name, save_images
 
         request = self.resolve(parse(line, self.defaults))
         model = self.model()
-        requests = self.per_image(request)
-        jobs = [engine.prepare(r, model) for r in requests]
+        jobs = [engine.prepare(r, model) for r in self.per_image(request)]
         for warning in jobs[0].warnings:
             self.say(f"warning: {warning}")
         if request.log_tokenization:
             self.show_tokens(model, request)
         schedule = jobs[0].schedule
         if schedule.strength is not None:
+            note = (f" (--compensate_steps: a {schedule.steps}-step schedule runs the {request.steps} asked for)"
+                    if request.compensate_steps else "")
             self.say(f"img2img: strength {schedule.strength:.2f} x {schedule.steps} steps -> "
-                     f"{schedule.steps_run} of {schedule.steps} steps from the init image")
-        images = [image for batch in engine.batches(jobs) for image in engine.run_batch(batch, model)]
+                     f"{schedule.steps_run} of {schedule.steps} steps from the init image{note}")
+        outdir = request.outdir or self.outdir
+        prefix = next_prefix(outdir)
+        recorder = None
+        if request.save_intermediates or request.strip:
+            recorder = RunRecorder(model, [image_name(j.request) for j in jobs], schedule.steps_run,
+                                   request.save_intermediates, keep_all=request.strip)
+        images = []
+        for batch in engine.batches(jobs):
+            with progress_bar(schedule, len(batch)) as advance:
+                def on_step(step, latents):
+                    advance()
+                    if recorder is not None:
+                        recorder.on_step(step, latents)
+
+                if recorder is not None:
+                    recorder.offset = len(images)
+                images.extend(engine.run_batch(batch, model, on_step=on_step,
+                                               on_start=recorder.on_start if recorder else None))
         grid = None
         if request.grid and len(jobs) > 1:
             grid = replace(jobs[0].request, iterations=len(jobs), grid=True, with_variations=request.with_variations,
                            variation_amount=request.variation_amount)
-        saved = save_images(images, jobs, request.outdir or self.outdir, model, grid)
+        saved = save_images(images, jobs, outdir, model, grid, prefix=prefix)
         self.previous = [Output(path, job.request.seed) for (path, _), job in zip(saved, jobs)]
         self.seeds.extend(job.request.seed for job in jobs)
         for path, command in saved:
             self.say(f"{path}: {command}")
+        if recorder is not None:
+            self._write_run_views(recorder, request, jobs, images, saved, outdir, prefix, strip_title(schedule))
+
+    def _write_run_views(self, recorder, request, jobs, images, saved, outdir, prefix, title) -> None:
+        from .outputs.pngio import write_png
+
+        if request.save_intermediates:
+            paths = recorder.write_intermediates(outdir, prefix)
+            self.say(f"{len(paths)} step previews in {os.path.join(outdir, 'intermediates', prefix)}")
+        if request.strip:
+            for index, ((path, command), image) in enumerate(zip(saved, images)):
+                strip_path = path[: -len(".png")] + ".strip.png"
+                write_png(strip_path, recorder.strip(index, image, title), {"Dream": command})
+                self.say(f"strip: {strip_path}")
 
     def show_tokens(self, model, request: GenerationRequest) -> None:
         from .engine.prompts import MAX_TOKENS, tokenization
@@ -224,6 +259,24 @@ class Shell:
                     for _ in range(count)]
         seeds = [request.seed] + [secrets.randbelow(SEED_LIMIT) for _ in range(count - 1)]
         return [replace(base, seed=seed) for seed in seeds]
+
+
+@contextmanager
+def progress_bar(schedule, images: int):
+    """A progress bar on stderr for the steps actually run, with it/s and time left; nothing unless stderr
+    is a terminal. It is drawn only while the model runs, never while the prompt is shown."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from tqdm import tqdm
+
+    label = f"{schedule.steps_run}/{schedule.steps} steps" + (f" x {images} images" if images > 1 else "")
+    bar = tqdm(total=schedule.steps_run, desc=label, unit="step", leave=False, file=sys.stderr,
+               dynamic_ncols=True)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
 
 
 def read_command_file(path: str) -> list[str]:

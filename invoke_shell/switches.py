@@ -54,8 +54,8 @@ class Switch:
 
     @property
     def name(self) -> str:
-        """`-s/--steps`: how messages name the switch."""
-        return "/".join(self.short[:1] + self.long[:1])
+        """`-s/--steps`: how messages name the switch (flags by their long name)."""
+        return self.long[0] if self.kind == "flag" else "/".join(self.short[:1] + self.long[:1])
 
     @property
     def spellings(self) -> tuple[str, ...]:
@@ -88,6 +88,8 @@ SWITCHES: tuple[Switch, ...] = (
            range=Range(0, 1, lo_open=True), launch=True),
     Switch("fit", ("-T", "-fit"), ("--fit",), "flag", "fit the init image inside W x H, keeping its aspect ratio",
            launch=True),
+    Switch("compensate_steps", (), ("--compensate_steps",), "flag",
+           "img2img: -s counts the steps run from the init image; the schedule grows to give them"),
     Switch("iterations", ("-n",), ("--iterations",), "int",
            "images to make; the first uses -S, the others fresh random seeds", "N", range=Range(1, 64)),
     Switch("grid", ("-g",), ("--grid",), "flag", "also save the -n images as one grid PNG"),
@@ -96,6 +98,11 @@ SWITCHES: tuple[Switch, ...] = (
            range=Range(0, 1, lo_open=True)),
     Switch("with_variations", ("-V",), ("--with_variations",), "variations",
            "replay a variation chain on top of -S: seed:weight,seed:weight", "CHAIN"),
+    Switch("save_intermediates", (), ("--save_intermediates",), "int",
+           "write a preview of every Nth step (and the last) under <outdir>/intermediates/<prefix>/", "N",
+           range=Range(1, 1000)),
+    Switch("strip", (), ("--strip",), "flag",
+           "write one labelled picture of the run: the noised start, each step run, the final image"),
     Switch("log_tokenization", ("-t",), ("--log_tokenization",), "flag",
            "show how the prompt is split into tokens, and what is dropped past 75"),
     Switch("outdir", ("-o",), ("--outdir",), "path", "output folder for this command", "DIR", completes="dir"),
@@ -111,7 +118,7 @@ UNSUPPORTED: dict[str, str] = {
     "--fnformat": "--fnformat", "-z": "--png_compression", "--png_compression": "--png_compression",
     "--threshold": "--threshold", "--perlin": "--perlin", "--karras_max": "--karras_max",
     "--h_symmetry_time_pct": "--h_symmetry_time_pct", "--v_symmetry_time_pct": "--v_symmetry_time_pct",
-    "--hires_fix": "--hires_fix", "--save_intermediates": "--save_intermediates",
+    "--hires_fix": "--hires_fix",
     "--seamless": "--seamless", "--seamless_axes": "--seamless_axes",
     "-M": "--init_mask", "--init_mask": "--init_mask", "-tm": "--text_mask", "--text_mask": "--text_mask",
     "--invert_mask": "--invert_mask", "--init_color": "--init_color",

@@ -55,3 +55,13 @@ def shell(manager, tmp_path):
     sh = Shell(manager, outdir=str(tmp_path / "outputs"), say=said.append)
     sh.said = said
     return sh
+
+
+@pytest.fixture(scope="session")
+def demo_model(cache_dir):
+    """The trained built-in model shipped in the package, loaded once."""
+    from invoke_shell.models.manager import ModelManager
+    from invoke_shell.models.registry import ModelEntry, Registry
+
+    registry = Registry((ModelEntry("demo", "", "diffusers", path="builtin:demo", default=True),), None)
+    return ModelManager(registry, device="cpu", precision="float32").activate("demo")

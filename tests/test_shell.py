@@ -111,7 +111,7 @@ def test_back_reference_beyond_the_previous_command(shell):
 def test_unexpected_errors_are_one_line_and_logged(shell, monkeypatch, caplog):
     from invoke_shell.engine import generate
 
-    def boom(jobs, model):
+    def boom(jobs, model, **callbacks):
         raise RuntimeError("the kernel melted\nsecond line")
 
     monkeypatch.setattr(generate, "run_batch", boom)

@@ -12,7 +12,7 @@ from PIL import Image
 from ..request import GenerationRequest
 from .images import choose_size, load_rgb
 from .samplers import make_scheduler
-from .schedule import Schedule, plan
+from .schedule import Schedule, compensated_steps, plan
 
 NOISE_DEVICE = "cpu"
 
@@ -37,8 +37,11 @@ def prepare(request: GenerationRequest, model) -> Job:
                          image.size if image is not None else None)
     if image is not None and image.size != (sizing.width, sizing.height):
         image = image.resize((sizing.width, sizing.height), Image.Resampling.LANCZOS)
-    schedule = plan(request.sampler, request.steps, request.strength if image is not None else None,
-                    model.txt2img.scheduler.config)
+    strength = request.strength if image is not None else None
+    steps = request.steps
+    if request.compensate_steps and strength is not None:
+        steps = compensated_steps(request.steps, strength)
+    schedule = plan(request.sampler, steps, strength, model.txt2img.scheduler.config)
     resolved = replace(request, width=sizing.record_width, height=sizing.record_height)
     return Job(resolved, schedule, sizing.width, sizing.height, image, sizing.warnings)
 
@@ -76,10 +79,43 @@ def _supplied_noise(noise):
         module.randn_tensor = original
 
 
-def run_batch(jobs: list[Job], model) -> list[Image.Image]:
+def step_completed(scheduler) -> bool:
+    """Whether the model call just made finished a step: second-order samplers finish one every other call;
+    PLMS's second call redoes its first step."""
+    if hasattr(scheduler, "state_in_first_order"):
+        return scheduler.state_in_first_order
+    if type(scheduler).__name__ == "PNDMScheduler":
+        return scheduler.counter != 1
+    return True
+
+
+@contextmanager
+def _watch_start(pipe, on_start):
+    """Call `on_start(latents)` with the latents the first step starts from (img2img: the noised init)."""
+    if on_start is None:
+        yield
+        return
+    original = pipe.prepare_latents
+
+    def prepare(*args, **kwargs):
+        latents = original(*args, **kwargs)
+        on_start(latents)
+        return latents
+
+    pipe.prepare_latents = prepare  # an instance attribute, removed again below
+    try:
+        yield
+    finally:
+        del pipe.prepare_latents
+
+
+def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image.Image]:
     """Generate several images of one command in one pass: the jobs differ only in seed and variation
     chain. Each image's noise and sampler randomness come from its own seed, so image k of a batch matches
-    the same seed run alone (up to the rounding of batched matmuls)."""
+    the same seed run alone (up to the rounding of batched matmuls).
+
+    `on_start(latents)` sees the latents before the first step, `on_step(step, latents)` the latents after
+    each step actually run (step counts from 1); latents are (N, C, H/f, W/f)."""
     import torch
 
     from .noise import variation_noise
@@ -96,9 +132,21 @@ def run_batch(jobs: list[Job], model) -> list[Image.Image]:
     generators = [torch.Generator(NOISE_DEVICE).manual_seed(j.request.seed) for j in jobs]
     positive, negative = conditioning(model, req.positive_prompt, req.negative_prompt)
     common = dict(prompt_embeds=positive, negative_prompt_embeds=negative,
-                  num_inference_steps=req.steps, guidance_scale=req.cfg_scale, generator=generators,
+                  num_inference_steps=jobs[0].schedule.steps, guidance_scale=req.cfg_scale, generator=generators,
                   num_images_per_prompt=len(jobs))
-    with torch.inference_mode():
+    if on_step is not None:
+        steps_done = []
+        last_call = jobs[0].schedule.model_calls - 1
+
+        def callback(pipeline, index, timestep, tensors):
+            # a second-order sampler's last step has no corrector call: it ends with the run
+            if step_completed(pipeline.scheduler) or index == last_call:
+                steps_done.append(index)
+                on_step(len(steps_done), tensors["latents"])
+            return {}
+
+        common["callback_on_step_end"] = callback
+    with torch.inference_mode(), _watch_start(pipe, on_start):
         if jobs[0].init_image is not None:
             with _supplied_noise(noise):
                 out = pipe(image=jobs[0].init_image, strength=req.strength, **common)

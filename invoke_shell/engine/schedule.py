@@ -24,10 +24,19 @@ class Schedule:
     steps_run: int               # steps actually taken
     timesteps: tuple[float, ...]  # one entry per model (UNet) call
     order: int
+    sigmas: tuple[float, ...] | None = None  # k-samplers' noise levels from the first call on (one more: the end)
 
     @property
     def model_calls(self) -> int:
         return len(self.timesteps)
+
+
+def compensated_steps(wanted: int, strength: float) -> int:
+    """The smallest schedule that runs at least `wanted` steps from the init image at `strength`."""
+    for steps in range(wanted, 1001):
+        if steps_from_image(steps, strength) >= wanted:
+            return steps
+    raise ParseError(f"--compensate_steps: no schedule of at most 1000 steps runs {wanted} steps at -f {strength}")
 
 
 def zero_step_advice(steps: int, strength: float) -> str:
@@ -52,4 +61,29 @@ def plan(sampler: str, steps: int, strength: float | None, scheduler_config: Any
             raise ParseError(zero_step_advice(steps, strength))
         start = (steps - run) * order
     timesteps = tuple(float(t) for t in scheduler.timesteps[start:])
-    return Schedule(sampler, steps, strength, run, timesteps, order)
+    sigmas = getattr(scheduler, "sigmas", None)
+    sigmas = tuple(float(x) for x in sigmas[start:]) if sigmas is not None else None
+    return Schedule(sampler, steps, strength, run, timesteps, order, sigmas)
+
+
+def describe(schedule: Schedule, asked_steps: int | None = None) -> list[str]:
+    """Lines saying what a command will do, for `!schedule`."""
+    s = schedule
+    if s.strength is None:
+        lines = [f"{s.sampler}: txt2img, {s.steps} steps from noise"]
+    else:
+        lines = [f"{s.sampler}: img2img at strength {s.strength:.2f}: a {s.steps}-step schedule, the last "
+                 f"{s.steps_run} steps run from the init image (int({s.steps} x {s.strength}) = {s.steps_run})"]
+        if asked_steps is not None and asked_steps != s.steps:
+            lines.append(f"--compensate_steps: -s {asked_steps} asked for {asked_steps} steps from the image, "
+                         f"so the schedule has {s.steps}")
+    extra = ""
+    if s.order == 2:
+        extra = f" ({s.sampler} is second-order: two calls a step, one for the last)"
+    elif s.model_calls == s.steps_run + 1:
+        extra = f" ({s.sampler} makes one extra call at the start)"
+    lines.append(f"model calls: {s.model_calls}{extra}")
+    lines.append("timesteps: " + " ".join(f"{t:g}" for t in s.timesteps))
+    if s.sigmas is not None:
+        lines.append("sigmas: " + " ".join(f"{x:.4g}" for x in s.sigmas))
+    return lines

@@ -1,5 +1,9 @@
 """The built-in model, made on this machine without any download.
 
+`builtin:demo` is a small text-to-image model trained by this project on procedural 64 x 64 pictures
+(shapes in colours, and fire), shipped inside the package as an ordinary diffusers folder
+(invoke_shell/data/builtin; `python -m invoke_shell.toymodel.train` reproduces it).
+
 `builtin:tiny` is a tiny Stable Diffusion pipeline with deterministic random weights built from configs
 (it draws noise; it exists so the shell and its tests run anywhere). It is written once as an ordinary
 diffusers folder under the cache directory and then loaded through the same code path as a user's model.
@@ -13,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 PREFIX = "builtin:"
+SHIPPED = Path(__file__).resolve().parent.parent / "data" / "builtin"
 TINY_VERSION = "tiny-v1"  # bump when build_tiny changes, so old caches are not reused
 
 
@@ -30,12 +35,16 @@ def is_builtin(path: str) -> bool:
 
 def resolve(path: str) -> Path:
     """The diffusers folder behind a `builtin:NAME` path, made first if needed."""
+    from ..errors import ModelError
+
     name = path[len(PREFIX):]
     if name == "tiny":
         return ensure_tiny(cache_dir() / TINY_VERSION)
-    from ..errors import ModelError
-
-    raise ModelError(f"unknown built-in model {path!r}; the built-in models are: builtin:tiny")
+    if name == "demo":
+        if not (SHIPPED / "model_index.json").is_file():
+            raise ModelError(f"the built-in demo model is missing from {SHIPPED}; reinstall invoke-shell")
+        return SHIPPED
+    raise ModelError(f"unknown built-in model {path!r}; the built-in models are: builtin:demo, builtin:tiny")
 
 
 def ensure_tiny(folder: Path) -> Path:

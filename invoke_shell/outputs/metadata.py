@@ -22,7 +22,7 @@ def file_sha256(path: str) -> str:
 
 
 def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str, steps_run: int,
-                noise_device: str) -> dict:
+                noise_device: str, schedule_steps: int | None = None) -> dict:
     """InvokeAI 2.x's `sd-metadata` for one image, plus what InvokeAI lost or never had: the init image
     and strength (a bug dropped them there), the steps actually run and the noise device."""
     image = {
@@ -42,6 +42,8 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
         "hires_fix": False,
         "postprocessing": None,
         "steps_run": steps_run,
+        "schedule_steps": schedule_steps if schedule_steps is not None else request.steps,
+        "compensate_steps": request.compensate_steps,
         "noise_device": noise_device,
     }
     if request.is_img2img:
@@ -52,10 +54,10 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
 
 
 def png_chunks(request: GenerationRequest, *, model_name: str, model_hash: str, steps_run: int,
-               noise_device: str) -> dict[str, str]:
+               noise_device: str, schedule_steps: int | None = None) -> dict[str, str]:
     """The text chunks for one image: `Dream`, `sd-metadata`, and A1111's `parameters`."""
     meta = sd_metadata(request, model_name=model_name, model_hash=model_hash, steps_run=steps_run,
-                       noise_device=noise_device)
+                       noise_device=noise_device, schedule_steps=schedule_steps)
     return {"Dream": to_command(request), "sd-metadata": json.dumps(meta),
             "parameters": parameters_text(request, model_name=model_name, model_hash=model_hash,
                                           version=__version__)}

@@ -24,28 +24,35 @@ def _free_name(outdir: str, stem: str) -> str:
     return path
 
 
-def save_images(images, jobs, outdir: str, model, grid_request=None) -> list[tuple[str, str]]:
+def image_name(request) -> str:
+    """The seed part of an image's file name: its seed, or a variation's last sub-seed."""
+    return str(request.with_variations[-1][0] if request.with_variations else request.seed)
+
+
+def save_images(images, jobs, outdir: str, model, grid_request=None, prefix: str | None = None
+                ) -> list[tuple[str, str]]:
     """Write each image of one command as `<prefix>.<seed>.png` (a variation: its sub-seed), plus a grid
     `<prefix>.<first seed>.grid.png` when `grid_request` is given. Returns [(path, canonical command)]."""
     from ..engine.generate import NOISE_DEVICE
 
-    prefix = next_prefix(outdir)
+    prefix = prefix or next_prefix(outdir)
     saved, metas = [], []
     for image, job in zip(images, jobs):
         request = job.request
-        seed = request.with_variations[-1][0] if request.with_variations else request.seed
         command = to_command(request)
         chunks = png_chunks(request, model_name=model.name, model_hash=model.content_hash(),
-                            steps_run=job.schedule.steps_run, noise_device=NOISE_DEVICE)
+                            steps_run=job.schedule.steps_run, schedule_steps=job.schedule.steps,
+                            noise_device=NOISE_DEVICE)
         metas.append(json.loads(chunks["sd-metadata"])["image"])
-        path = _free_name(outdir, f"{prefix}.{seed}")
+        path = _free_name(outdir, f"{prefix}.{image_name(request)}")
         write_png(path, image, chunks)
         append_log(outdir, path, command)
         saved.append((path, command))
     if grid_request is not None:
         command = to_command(grid_request)
         chunks = png_chunks(grid_request, model_name=model.name, model_hash=model.content_hash(),
-                            steps_run=jobs[0].schedule.steps_run, noise_device=NOISE_DEVICE)
+                            steps_run=jobs[0].schedule.steps_run, schedule_steps=jobs[0].schedule.steps,
+                            noise_device=NOISE_DEVICE)
         meta = json.loads(chunks["sd-metadata"])
         del meta["image"]
         meta["images"] = metas  # InvokeAI's grid form: one entry per image
