@@ -194,7 +194,6 @@ class Shell:
             self.say(f"img2img: strength {schedule.strength:.2f} x {schedule.steps} steps -> "
                      f"{schedule.steps_run} of {schedule.steps} steps from the init image{note}")
         outdir = request.outdir or self.outdir
-        prefix = next_prefix(outdir)
         recorder = None
         if request.save_intermediates or request.strip:
             recorder = RunRecorder(model, [image_name(j.request) for j in jobs], schedule.steps_run,
@@ -215,6 +214,7 @@ class Shell:
         if request.grid and len(jobs) > 1:
             grid = replace(jobs[0].request, iterations=len(jobs), grid=True, with_variations=request.with_variations,
                            variation_amount=request.variation_amount)
+        prefix = next_prefix(outdir)  # taken once the images exist: a cancelled run leaves no gap
         saved = save_images(images, jobs, outdir, model, grid, prefix=prefix)
         self.previous = [Output(path, job.request.seed) for (path, _), job in zip(saved, jobs)]
         self.seeds.extend(job.request.seed for job in jobs)

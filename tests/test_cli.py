@@ -41,7 +41,7 @@ def test_from_file_writes_images_with_metadata(tmp_path, sketch, manager):
     lines = result.stdout.splitlines()
     assert lines == [
         '# cmds.txt:2  "fire" -s 10 -S 1592514025 -W 64 -H 64 -A k_lms',
-        "waiting for model tiny to load...",
+        "waiting for model demo to load...",
         'outputs/000001.1592514025.png: "fire" -s 10 -S 1592514025 -W 64 -H 64 -C 7.5 -A k_lms',
         f'# cmds.txt:3  "fire" -s 10 -S 1592514025 -W 64 -H 64 -A k_lms -I {sketch} -f 0.7',
         "img2img: strength 0.70 x 10 steps -> 7 of 10 steps from the init image",

@@ -190,7 +190,7 @@ def test_import_without_models_yaml_writes_one(tmp_path, tiny_folders, monkeypat
     said = []
     shell = Shell(manager, outdir="out", say=said.append)
     assert shell.execute(f"!import_model {tiny_folders / 'alpha'} --name mine"), said
-    assert load_registry("models.yaml").names() == ("tiny", "mine")
+    assert load_registry("models.yaml").names() == ("demo", "tiny", "mine")
 
 
 def test_bad_model_commands(yaml_path, tmp_path):

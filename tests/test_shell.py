@@ -94,7 +94,7 @@ def test_random_seed_is_recorded_and_reproduces(shell):
     ("!fetch", "!fetch needs a PNG file: !fetch FILE"),
     ("!fetch nowhere.png", "no such file: nowhere.png"),
     ("!replay nowhere.txt", "no such command file: nowhere.txt"),
-    ("!switch nothing", "unknown model 'nothing'; known models: tiny"),
+    ("!switch nothing", "unknown model 'nothing'; known models: demo, tiny"),
 ])
 def test_errors_are_one_line_and_the_shell_goes_on(shell, line, message):
     assert shell.execute(line) is False

@@ -176,8 +176,12 @@ class Registry:
             raise
 
 
-BUILTIN = Registry((ModelEntry("tiny", "built-in tiny model (random weights, draws noise)", "diffusers",
-                               path="builtin:tiny", default=True),), None)
+BUILTIN = Registry((
+    ModelEntry("demo", "built-in demonstration model: 64 x 64 shapes in colours, and fire", "diffusers",
+               path="builtin:demo", default=True),
+    ModelEntry("tiny", "built-in tiny model (random weights, draws noise; for tests)", "diffusers",
+               path="builtin:tiny"),
+), None)
 
 
 def _header(text: str) -> str:

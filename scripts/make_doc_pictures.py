@@ -1,0 +1,84 @@
+"""Make every picture in the README and docs/img2img.md with the shell itself, on the built-in demo model:
+a crude sketch (drawn here), what the model draws from a prompt and from the sketch, and the img2img
+strips. Deterministic: the shell runs single-threaded, so a rerun gives the same files byte for byte.
+
+    .venv/bin/python scripts/make_doc_pictures.py [--out docs/images]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = 1592514025
+SKETCH = "-I sketch.png"
+# file name -> the command that makes it (the strips are written beside the image as .strip.png)
+README = {
+    "fire.png": f'"fire" -s 10 -S {SEED} -W 64 -H 64 -A k_lms',
+    "fire-from-sketch.png": f'"fire" -s 10 -S {SEED} -W 64 -H 64 -A k_lms {SKETCH} -f 0.7',
+    "red-star.png": '"a red star on a blue background" -s 20 -S 7 -W 64 -H 64 -A k_lms',
+}
+GUIDE = {
+    "img2img/strip-10-0.7.png": f'"fire" -s 10 -S {SEED} {SKETCH} -f 0.7 --strip',
+    "img2img/strip-10-0.4.png": f'"fire" -s 10 -S {SEED} {SKETCH} -f 0.4 --strip',
+    "img2img/strip-20-0.7-compensated.png": f'"fire" -s 20 -S {SEED} {SKETCH} -f 0.7 --compensate_steps --strip',
+    "img2img/strip-20-0.4-compensated.png": f'"fire" -s 20 -S {SEED} {SKETCH} -f 0.4 --compensate_steps --strip',
+    "img2img/steps-29-0.7.png": f'"fire" -s 29 -S {SEED} {SKETCH} -f 0.7',
+    "img2img/steps-30-0.7.png": f'"fire" -s 30 -S {SEED} {SKETCH} -f 0.7',
+}
+SCALE = 4  # the model draws 64 x 64; single images are shown 4x, pixel for pixel
+
+
+def draw_sketch(path: Path) -> None:
+    """A crude flame: an orange blob with a yellow core and a red tip, on black."""
+    im = Image.new("RGB", (64, 64), (0, 0, 0))
+    d = ImageDraw.Draw(im)
+    d.polygon([(32, 6), (46, 40), (40, 58), (24, 58), (18, 40)], fill=(230, 90, 10))
+    d.ellipse((25, 34, 39, 56), fill=(250, 210, 40))
+    d.line([(32, 6), (30, 20)], fill=(200, 20, 10), width=3)
+    im.save(path)
+
+
+def _save(src: Path, dest: Path, scale: int) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST).save(dest)  # no metadata
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=str(ROOT / "docs" / "images"))
+    out = Path(parser.parse_args().out)
+    commands = {**README, **GUIDE}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        draw_sketch(work / "sketch.png")
+        env = dict(os.environ, OMP_NUM_THREADS="1", INVOKE_SHELL_CACHE=str(work / "cache"))
+        result = subprocess.run([sys.executable, "-m", "invoke_shell", "--model", "demo", "--from_file", "-"],
+                                cwd=work, input="\n".join(commands.values()) + "\n", text=True,
+                                capture_output=True, env=env)
+        print(result.stdout, end="")
+        if result.returncode != 0:
+            sys.exit(f"the shell failed:\n{result.stderr}")
+        made = sorted(p for p in (work / "outputs").glob("*.png") if not p.name.endswith(".strip.png"))
+        _save(work / "sketch.png", out / "sketch.png", SCALE)
+        for name, path in zip(commands, made):
+            strip = path.with_name(path.name[: -len(".png")] + ".strip.png")
+            if strip.exists():
+                _save(strip, out / name, 2)
+            else:
+                _save(path, out / name, SCALE)
+    print(f"wrote {1 + len(commands)} pictures under {out}")
+
+
+if __name__ == "__main__":
+    main()
