@@ -62,6 +62,10 @@ class Shell:
 
     # ---- the model, loaded in the background so the prompt appears at once ----
     def start_loading(self) -> None:
+        active = self.manager.active
+        if active is not None and active.name == self._model_name:
+            return  # already resident and active
+
         def load() -> None:
             try:
                 self.manager.activate(self._model_name)

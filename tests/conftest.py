@@ -52,7 +52,7 @@ def shell(manager, tmp_path):
     from invoke_shell.shell import Shell
 
     said: list[str] = []
-    sh = Shell(manager, outdir=str(tmp_path / "outputs"), say=said.append)
+    sh = Shell(manager, outdir=str(tmp_path / "outputs"), say=said.append, model="tiny")
     sh.said = said
     return sh
 
