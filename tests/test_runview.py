@@ -81,22 +81,22 @@ def test_intermediates_and_strip_frames(shell, sketch, steps, strength, sampler,
 
 
 def test_previews_look_like_the_image(demo_model):
-    """On the trained built-in model, the fitted projection of the final latents resembles the image."""
+    """On the trained built-in model, the fitted projection of the final latents follows the image: their
+    pixels correlate strongly (a wrong map, or one of another model, gives about none)."""
     import numpy as np
-    import torch
 
     from invoke_shell.engine.preview import preview
 
     model = demo_model
-    job = engine.prepare(parse('"a red star on a blue background" -s 10 -S 8'), model)
-    last = {}
-    image = engine.run_batch([job], model, on_step=lambda step, latents: last.update(latents=latents.clone()))[0]
-    approx = np.asarray(preview(model, last["latents"])[0]).astype(float)
     f = model.vae_scale_factor
-    exact = np.asarray(image.resize((64 // f, 64 // f), Image.Resampling.BOX).resize((64, 64), Image.Resampling.NEAREST),
-                       dtype=float)
-    assert np.abs(approx - exact).mean() < np.abs(exact - exact.mean((0, 1))).mean()  # beats a flat colour
-    assert torch.is_tensor(last["latents"])
+    for prompt in ("a red star on a blue background", "fire"):
+        job = engine.prepare(parse(f'"{prompt}" -s 10 -S 8'), model)
+        last = {}
+        image = engine.run_batch([job], model, on_step=lambda step, latents: last.update(latents=latents.clone()))[0]
+        approx = np.asarray(preview(model, last["latents"])[0]).astype(float)
+        exact = np.asarray(image.resize((64 // f, 64 // f), Image.Resampling.BOX)
+                           .resize((64, 64), Image.Resampling.NEAREST), dtype=float)
+        assert np.corrcoef(approx.reshape(-1), exact.reshape(-1))[0, 1] > 0.8, prompt
 
 
 def test_progress_bar_only_on_a_terminal(shell, monkeypatch):

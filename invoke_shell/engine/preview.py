@@ -12,6 +12,11 @@ from PIL import Image
 
 log = logging.getLogger(__name__)
 
+# varied colours, so that the fit sees the whole range a model draws (any model: they are just prompts)
+FIT_PROMPTS = ["", "fire", "a photo", "a red circle on a blue background", "a yellow square on a green background",
+               "a white star on a black background", "a purple triangle on an orange background",
+               "a black square on a white background"]
+
 
 def _cache_file(model):
     from ..models.builtin import cache_dir
@@ -42,7 +47,7 @@ def projection(model):
 
 
 def _fit(model):
-    """Least squares on a few generated images and their VAE latents (mean), at the latent grid."""
+    """Least squares on generated images and their VAE latents (mean), at the latent grid."""
     import torch
     import torch.nn.functional as F
 
@@ -52,17 +57,19 @@ def _fit(model):
     pipe.scheduler = make_scheduler("k_euler", pipe.scheduler.config)  # every run sets its own again
     width, height = model.native_size
     with torch.inference_mode():
-        images = pipe(prompt=["", "fire", "a red circle on a blue background", "a photo"],
-                      num_inference_steps=8, height=height, width=width, output_type="pt",
-                      generator=[torch.Generator("cpu").manual_seed(i) for i in range(4)]).images  # (4, 3, H, W)
+        # one image at a time: batched kernels may round differently from run to run, single ones do not
+        images = torch.cat([pipe(prompt=prompt, num_inference_steps=10, height=height, width=width, output_type="pt",
+                                 generator=torch.Generator("cpu").manual_seed(i)).images
+                            for i, prompt in enumerate(FIT_PROMPTS)])  # (P, 3, H, W)
         pixels = (images * 2 - 1).to(pipe.vae.device, pipe.vae.dtype)
-        latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
-    latents = latents.float().cpu()                                     # (4, C, h, w)
-    small = F.interpolate(images.float(), size=latents.shape[-2:], mode="area") * 2 - 1  # (4, 3, h, w)
+        latents = torch.cat([pipe.vae.encode(p[None]).latent_dist.mean for p in pixels]) * pipe.vae.config.scaling_factor
+    latents = latents.float().cpu()                                     # (P, C, h, w)
+    small = F.interpolate(images.float(), size=latents.shape[-2:], mode="area") * 2 - 1  # (P, 3, h, w)
     x = torch.cat([latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1]),
                    torch.ones(latents.shape[0] * latents.shape[2] * latents.shape[3], 1)], dim=1)
     y = small.permute(0, 2, 3, 1).reshape(-1, 3)
     weights = torch.linalg.lstsq(x, y).solution                        # (C+1, 3)
+    weights = torch.round(weights * 1e4) / 1e4  # a stable map: run-to-run float noise does not reach previews
     log.info("fitted the latent preview for %s", model.name)
     return weights
 
