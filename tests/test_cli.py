@@ -185,3 +185,10 @@ def test_real_terminal_up_edit_fetch_replay(tmp_path, manager):
         "000001.11.png", "000002.12.png", "000003.12.png", "000004.31.png"]
     assert read_text_chunks(str(out / "000003.12.png"))["Dream"] == read_text_chunks(str(out / "000002.12.png"))["Dream"]
     assert b"Traceback" not in screen.text
+
+
+def test_bfloat16_on_request(tmp_path, manager):
+    result = run_cli(["--from_file", "-", "--precision", "bfloat16", "--model", "tiny"], cwd=tmp_path,
+                     stdin='"fire" -s 3 -S 1\n"fire" -s 3 -S 1 -I -1 -f 0.5\n!models\n')
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines()[-1] == "3 ran, 0 failed"
