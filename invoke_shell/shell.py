@@ -322,7 +322,13 @@ def interact(shell: Shell, *, input=None, output=None, history_path: str | None 
     questions = PromptSession(input=input, output=output)
     shell.ask = lambda question, default: questions.prompt(question, default=default)
     shell.start_loading()
+    told = False
+    if isinstance(history, ShellHistory):
+        history.entries()  # read it now, so that a problem with it is told before the first prompt
     while True:
+        if isinstance(history, ShellHistory) and history.problem and not told:
+            shell.say(f"warning: {history.problem}")
+            told = True
         try:
             line = session.prompt(PROMPT, default=shell.prefill)
         except KeyboardInterrupt:

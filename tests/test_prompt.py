@@ -131,3 +131,21 @@ def test_toolbar(shell):
     shell.manager.activate("tiny")
     shell.execute('"fire" -s 2 -S 77')
     assert shell.toolbar() == " model: tiny | device: cpu | precision: float32 | last seed: 77"
+
+
+def test_unreadable_history_is_set_aside_and_the_shell_starts(shell, tmp_path):
+    history = tmp_path / "hist"
+    history.mkdir()                                    # not a file: cannot be read
+    drive(shell, '"fire" -s 2 -S 3\nq\n', history)
+    assert shell.said[0] == (f"warning: the history {history} could not be read (Is a directory); "
+                             f"kept it as {history}.bak")
+    assert shell.said[1].endswith('"fire" -s 2 -S 3 -W 64 -H 64 -C 7.5 -A k_lms')
+    assert (tmp_path / "hist.bak").is_dir()
+    assert ShellHistory(str(history)).entries() == ['"fire" -s 2 -S 3', "q"]
+
+
+def test_garbage_in_the_history_file_is_survived(shell, tmp_path):
+    history = tmp_path / "hist"
+    history.write_bytes(b"\xff\xfe\x00garbage\n+\xc3(\n\n# x\n+ok line\n")
+    drive(shell, "!history\nq\n", history)
+    assert any(line.endswith("ok line") for line in shell.said)
