@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .commands import command
+from .commands import command, confirm
 from .errors import ParseError, ShellError
 
 
@@ -41,12 +41,9 @@ def clear_history(shell, argument: str) -> None:
     history = _history(shell)
     if argument not in ("", "--yes"):
         raise ParseError(f"!clear takes no argument but --yes, got {argument!r}")
-    if argument != "--yes":
-        if shell.ask is None:
-            raise ParseError("!clear: needs confirmation; add --yes when not at the prompt")
-        if shell.ask("clear the whole history? [y/N]: ", "").strip().lower() not in ("y", "yes"):
-            shell.say("history kept")
-            return
+    if not confirm(shell, "clear the whole history?", argument == "--yes"):
+        shell.say("history kept")
+        return
     history.clear()
     shell.say("history cleared")
 

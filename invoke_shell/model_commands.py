@@ -12,7 +12,7 @@ import shlex
 from dataclasses import replace
 from pathlib import Path
 
-from .commands import command
+from .commands import ask, command, confirm, yes
 from .errors import ModelError, ParseError
 from .models.registry import NAME_PATTERN, ModelEntry
 
@@ -54,27 +54,6 @@ def _options(command_name: str, argument: str, allowed: set[str]) -> tuple[list[
                 options[name] = glued
         i += 1
     return positional, options
-
-
-def _ask(shell, question: str, default: str) -> str:
-    """Ask through the prompt when interactive; otherwise take the default."""
-    if shell.ask is None:
-        return default
-    answer = shell.ask(f"{question}: ", default)
-    return answer.strip() or default
-
-
-def _confirm(shell, question: str, options: dict) -> bool:
-    if options.get("--yes"):
-        return True
-    if shell.ask is None:
-        raise ParseError(f"{question.rstrip('?')}: needs confirmation; add --yes when not at the prompt")
-    return _yes(shell, question)
-
-
-def _yes(shell, question: str) -> bool:
-    """A y/N question at the prompt (nothing pre-filled; Enter means no)."""
-    return _ask(shell, f"{question} [y/N]", "").lower() in ("y", "yes")
 
 
 def _writable_registry(shell):
@@ -120,14 +99,14 @@ def import_model(shell, argument: str) -> None:
     for target in targets:
         registry = _writable_registry(shell)
         name = options.get("--name") if len(targets) == 1 else None
-        name = name or _ask(shell, f"name for {target}", _suggest_name(target, registry.names()))
+        name = name or ask(shell, f"name for {target}", _suggest_name(target, registry.names()))
         if not NAME_PATTERN.fullmatch(name):
             raise ParseError(f"!import_model: model name {name!r}: use letters, digits and . _ + : / - only")
         if name in registry.names():
             raise ModelError(f"!import_model: a model named {name!r} exists already")
-        description = options.get("--description") or _ask(shell, "description", f"imported from {target}")
+        description = options.get("--description") or ask(shell, "description", f"imported from {target}")
         make_default = bool(options.get("--default")) or (
-            shell.ask is not None and _yes(shell, "make it the default model?"))
+            shell.ask is not None and yes(shell, "make it the default model?"))
         absolute = str(target.resolve())
         if target.is_file():
             entry = ModelEntry(name, description, "ckpt", weights=absolute, config=options.get("--config"),
@@ -162,7 +141,7 @@ def edit_model(shell, argument: str) -> None:
         if switch in options:
             changes[key] = options[switch]
         elif shell.ask is not None and not options:
-            answer = _ask(shell, key, current or "")
+            answer = ask(shell, key, current or "")
             if answer != (current or ""):
                 changes[key] = answer or None
     for switch, key in (("--width", "width"), ("--height", "height")):
@@ -198,7 +177,7 @@ def del_model(shell, argument: str) -> None:
     shell.model()
     if shell.manager.active is not None and shell.manager.active.name == name:
         raise ModelError(f"!del_model: {name!r} is the active model; !switch to another first")
-    if not _confirm(shell, f"delete {name} from {registry.source}? (its files stay on disk)", options):
+    if not confirm(shell, f"delete {name} from {registry.source}? (its files stay on disk)", bool(options.get("--yes"))):
         shell.say("nothing deleted")
         return
     shell.manager.forget(name)
