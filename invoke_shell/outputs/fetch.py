@@ -49,11 +49,6 @@ def read_png(path: str) -> Rebuilt:
                      f"parameters or ComfyUI prompt chunk)")
 
 
-def command_from_png(path: str) -> str:
-    """The canonical command that made the image at `path` (see read_png)."""
-    return read_png(path).command
-
-
 _GLOB_CHARS = set("*?[")
 
 

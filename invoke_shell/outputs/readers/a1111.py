@@ -8,7 +8,7 @@ import re
 
 from ...errors import ParseError
 from ...request import GenerationRequest
-from .common import Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets, supports
+from .common import Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets
 
 # A1111's own regex (modules/infotext_utils.py): `Key: value` or `Key: "json string"`
 _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -75,7 +75,7 @@ def _settings(params: dict[str, str], found: Found) -> None:
             found.init_img = value
         elif key == "Denoising strength" and not hires:
             found.strength = as_float(value, "Denoising strength")
-        elif key == "Variation seed" and supports("with_variations") and "Variation seed strength" in params:
+        elif key == "Variation seed" and "Variation seed strength" in params:
             found.with_variations = ((as_int(value, "Variation seed"),
                                       as_float(params["Variation seed strength"], "Variation seed strength")),)
         elif key == "Variation seed strength" and found.with_variations is not None:

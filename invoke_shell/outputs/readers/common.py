@@ -10,7 +10,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from ...errors import ParseError
-from ...request import Defaults, GenerationRequest, parse, request_fields, to_command
+from ...request import Defaults, GenerationRequest, parse, to_command
 from ...switches import SAMPLERS, SEED_LIMIT
 
 MAX_JSON_CHARS = 4_000_000   # Pillow already caps one text chunk; this bounds what json.loads sees
@@ -145,11 +145,6 @@ def map_sampler(name: object, table: dict[str, str], found: Found, what: str) ->
         found.note(what, f"{text} (no equivalent; {Defaults().sampler} used)")
     else:
         found.sampler = ours
-
-
-def supports(field_name: str) -> bool:
-    """Whether requests have this field (the switch table grows; readers carry what it offers)."""
-    return field_name in request_fields()
 
 
 def command_of(found: Found) -> str:

@@ -9,8 +9,8 @@ import shlex
 from ...errors import ParseError
 from ...request import parse, quote_prompt, split_prompt, to_command
 from ...switches import BY_SPELLING, SAMPLERS, UNSUPPORTED
-from .common import (Found, as_float, as_int, as_text, command_of, load_json_object, map_sampler, plain_brackets,
-                     supports)
+from .common import (Found, as_float, as_int, as_text, command_of, load_json_object, map_sampler,
+                     plain_brackets)
 
 # ` # model_id=stable-diffusion-1.5` (and a grid's ` # [seed, ...]`) end InvokeAI 2.x Dream lines
 _TRAILER = re.compile(r"\s#\s*(?:model_id=|\[)[^\"']*$")
@@ -131,7 +131,7 @@ def from_sd_metadata(text: str) -> tuple[str, list[str], bool]:
             raise ParseError("sd-metadata variations should be a list of {seed, weight}")
         chain = tuple((as_int(v.get("seed"), "variation seed"), as_float(v.get("weight"), "variation weight"))
                       for v in variations)
-        if supports("with_variations") and found.seed is not None:
+        if found.seed is not None:
             found.with_variations = chain
         else:
             found.note("variations", ",".join(f"{seed}:{weight:g}" for seed, weight in chain))
