@@ -50,6 +50,8 @@ class GenerationRequest:
     height: int | None = None
     init_img: str | None = None    # a path, or "-1", "-2"...: the previous command's images
     strength: float | None = None  # set whenever init_img is
+    init_mask: str | None = None   # inpainting: a mask image for init_img
+    invert_mask: bool = False
     fit: bool = False
     compensate_steps: bool = False  # img2img: -s counts the steps run from the init image
     iterations: int | None = None  # None: one image
@@ -69,6 +71,10 @@ class GenerationRequest:
                 check_value(sw, value)
         if self.init_img is not None and self.strength is None:
             raise ParseError("-f/--strength must be set when -I/--init_img is")
+        if self.init_mask is not None and self.init_img is None:
+            raise ParseError("-M/--init_mask needs an init image to repaint: add -I/--init_img")
+        if self.invert_mask and self.init_img is None:
+            raise ParseError("--invert_mask needs an init image with a mask: add -I/--init_img (and -M/--init_mask)")
         if self.with_variations is not None and self.seed is None:
             raise ParseError("-V/--with_variations needs -S/--seed: the chain starts from that seed's noise")
         if self.with_variations is not None and self.variation_amount is None and (self.iterations or 1) > 1:

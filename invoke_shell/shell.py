@@ -187,6 +187,8 @@ class Shell:
         request = self.resolve(parse(line, self.defaults))
         model = self.model()
         jobs = [engine.prepare(r, model) for r in self.per_image(request)]
+        for note in jobs[0].notes:
+            self.say(note)
         for warning in jobs[0].warnings:
             self.say(f"warning: {warning}")
         if request.log_tokenization:
@@ -195,7 +197,7 @@ class Shell:
         if schedule.strength is not None:
             note = (f" (--compensate_steps: a {schedule.steps}-step schedule runs the {request.steps} asked for)"
                     if request.compensate_steps else "")
-            self.say(f"img2img: strength {schedule.strength:.2f} x {schedule.steps} steps -> "
+            self.say(f"{jobs[0].mode}: strength {schedule.strength:.2f} x {schedule.steps} steps -> "
                      f"{schedule.steps_run} of {schedule.steps} steps from the init image{note}")
         outdir = request.outdir or self.outdir
         recorder = None

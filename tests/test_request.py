@@ -26,6 +26,9 @@ SPELLINGS = [
     ("init_img", ["-Isketch.png", "-I sketch.png", "--init_img sketch.png", "--init_img=sketch.png"], "sketch.png"),
     ("init_img", ["-I -1", "-I-1", "--init_img=-1"], "-1"),
     ("strength", ["-I x.png -f0.7", "-I x.png -f 0.7", "-I x.png --strength 0.7", "-I x.png --strength=0.7"], 0.7),
+    ("init_mask", ["-I x.png -Mmask.png", "-I x.png -M mask.png", "-I x.png --init_mask mask.png",
+                   "-I x.png --init_mask=mask.png"], "mask.png"),
+    ("invert_mask", ["-I x.png -M m.png --invert_mask"], True),
     ("fit", ["--fit", "-T", "-fit"], True),
     ("compensate_steps", ["--compensate_steps"], True),
     ("save_intermediates", ["--save_intermediates 5", "--save_intermediates=5"], 5),
@@ -102,7 +105,9 @@ def test_defaults_fill_what_the_line_omits():
     ('"fire" -S 1 -V 1:2', "-V/--with_variations: weights must be in [0, 1], got 2.0"),
     ('"fire" -S 1 -V 1:0.5 -n 3', "-V/--with_variations without -v makes one image"),
     ('"fire" -S 1 -V seven', "-V/--with_variations expects seed:weight,seed:weight, got 'seven'"),
-    ('"fire" -M mask.png', "-M (--init_mask) is an InvokeAI switch that invoke-shell does not support"),
+    ('"fire" -M mask.png', "-M/--init_mask needs an init image to repaint: add -I/--init_img"),
+    ('"fire" --invert_mask', "--invert_mask needs an init image"),
+    ('"fire" -tm hand', "-tm (--text_mask) is an InvokeAI switch that invoke-shell does not support"),
     ('"fire -s 5', "check the quotes"),
     ("-s 10", "a prompt is needed"),
     ('""', "a prompt is needed"),
@@ -127,6 +132,8 @@ def _valid_request(kwargs: dict) -> GenerationRequest:
         kwargs["seed"] = 5 if kwargs["seed"] is None else kwargs["seed"]
         if kwargs["variation_amount"] is None:
             kwargs["iterations"] = None
+    if kwargs["init_img"] is None:                 # a mask belongs to an init image
+        kwargs["init_mask"], kwargs["invert_mask"] = None, False
     return GenerationRequest(**kwargs)
 
 
@@ -141,6 +148,8 @@ requests = st.builds(
     height=st.none() | st.integers(8, 4096),
     init_img=st.none() | _text.filter(str.strip) | st.sampled_from(["-1", "-2", "-xyz.png", "my sketch.png"]),
     strength=st.floats(0, 1, exclude_min=True),
+    init_mask=st.none() | _text.filter(str.strip) | st.just("-mask.png"),
+    invert_mask=st.booleans(),
     fit=st.booleans(),
     log_tokenization=st.booleans(),
     compensate_steps=st.booleans(),

@@ -112,15 +112,15 @@ def _open_clip_to_ldm(sd: dict, layers: int) -> dict:
 # ---------------------------------------------------------------- tiny models
 
 
-def _build_tiny(family: str, folder, seed: int = 0):
+def _build_tiny(family: str, folder, seed: int = 0, in_channels: int = 4):
     """Tiny components of `family`'s topology; their diffusers config folder (no weights) goes in `folder`."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    sd2 = family != "sd1"
+    sd2 = not family.startswith("sd1")
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        sample_size=8, layers_per_block=1, block_out_channels=(32, 64), norm_num_groups=32,
+        sample_size=8, in_channels=in_channels, layers_per_block=1, block_out_channels=(32, 64), norm_num_groups=32,
         cross_attention_dim=32, attention_head_dim=(2, 4) if sd2 else 4, use_linear_projection=sd2,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
     vae = AutoencoderKL(
@@ -190,13 +190,15 @@ def test_tokenizer_matches_clip():
 
 
 @pytest.mark.parametrize("family, context, size, prediction", [
-    ("sd1", 768, 64, "epsilon"), ("sd2", 1024, 64, "epsilon"), ("sd2-v", 1024, 96, "v_prediction")])
+    ("sd1", 768, 64, "epsilon"), ("sd2", 1024, 64, "epsilon"), ("sd2-v", 1024, 96, "v_prediction"),
+    ("sd1-inpainting", 768, 64, "epsilon"), ("sd2-inpainting", 1024, 64, "epsilon")])
 def test_shipped_config_folders(family, context, size, prediction):
     folder = CONFIGS / family
     index = json.loads((folder / "model_index.json").read_text())
     assert index["safety_checker"] == [None, None] and index["requires_safety_checker"] is False
     unet = json.loads((folder / "unet" / "config.json").read_text())
     assert (unet["cross_attention_dim"], unet["sample_size"]) == (context, size)
+    assert unet["in_channels"] == (9 if family.endswith("-inpainting") else 4)
     text = json.loads((folder / "text_encoder" / "config.json").read_text())
     assert text["hidden_size"] == context
     sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
@@ -226,6 +228,10 @@ def _real_shapes(family: str, **extra) -> dict:
     (_real_shapes("sd2"), 220000, {}, "sd2"),       # SD 2.1 base
     (_real_shapes("sd2"), None, {"modelspec.prediction_type": "epsilon"}, "sd2"),
     (_real_shapes("sd2"), None, {"modelspec.prediction_type": "v"}, "sd2-v"),
+    (_real_shapes("sd1", **{"model.diffusion_model.input_blocks.0.0.weight": (320, 9, 3, 3)}), None, {},
+     "sd1-inpainting"),
+    (_real_shapes("sd2", **{"model.diffusion_model.input_blocks.0.0.weight": (320, 9, 3, 3)}), None, {},
+     "sd2-inpainting"),                             # 512-inpainting-ema: epsilon
 ])
 def test_detection_at_real_sizes_picks_shipped_folder(tmp_path, shapes, step, metadata, family):
     ckpt = Checkpoint(tmp_path / "real.safetensors", shapes, step, metadata)
@@ -270,7 +276,8 @@ def test_real_size_layout_fits_shipped_config(tmp_path, family, unet_params, tex
       "model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3)}, "SDXL"),
     ({"down_blocks.0.resnets.0.conv1.weight": (320, 320, 3, 3)}, "diffusers-format"),
     ({"layer.0.weight": (8, 8)}, "not a Stable Diffusion checkpoint"),
-    (_real_shapes("sd1", **{"model.diffusion_model.input_blocks.0.0.weight": (320, 9, 3, 3)}), "inpainting"),
+    (_real_shapes("sd1", **{"model.diffusion_model.input_blocks.0.0.weight": (320, 8, 3, 3)}),
+     "8 input channels; only 4 \\(txt2img/img2img\\) and 9 \\(inpainting\\) load"),
     (_real_shapes("sd1", **{"model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight":
                             (320, 1024)}), "unknown model family"),
 ])
@@ -281,17 +288,18 @@ def test_detection_refuses_other_architectures(tmp_path, shapes, message):
 
 
 @pytest.mark.parametrize("context, parameterization, family", [(768, None, "sd1"), (1024, None, "sd2"),
-                                                               (1024, "v", "sd2-v")])
+                                                               (1024, "v", "sd2-v"), (768, None, "sd1-inpainting")])
 def test_ldm_yaml_maps_to_shipped_folder(tmp_path, context, parameterization, family):
-    params = {"unet_config": {"params": {"context_dim": context, "in_channels": 4}}}
+    channels = 9 if family.endswith("-inpainting") else 4
+    params = {"unet_config": {"params": {"context_dim": context, "in_channels": channels}}}
     if parameterization:
         params["parameterization"] = parameterization
     yaml_file = tmp_path / "inference.yaml"
     yaml_file.write_text(json.dumps({"model": {"target": "ldm.models.diffusion.ddpm.LatentDiffusion",
                                                "params": params}}))  # JSON is YAML
-    detected = "sd1" if context == 768 else "sd2-v"
+    detected = ("sd1" if context == 768 else "sd2-v") + ("-inpainting" if channels == 9 else "")
     assert resolve_config(str(yaml_file), detected) == (CONFIGS / family, family)
-    other = "sd2" if family == "sd1" else "sd1"
+    other = {"sd1": "sd2", "sd1-inpainting": "sd1"}.get(family, "sd1")
     with pytest.raises(ModelError, match="describes"):
         resolve_config(str(yaml_file), other)
 
@@ -315,6 +323,18 @@ def test_tiny_single_file_loads_offline(tiny, fmt):
     image = pipe("a photo of a cat", num_inference_steps=2, height=64, width=64, output_type="np",
                  generator=torch.Generator().manual_seed(0)).images[0]
     assert image.shape == (64, 64, 3) and float(image.min()) >= 0.0 and float(image.max()) <= 1.0
+
+
+def test_tiny_inpainting_single_file_loads(tmp_path):
+    """A 9-channel checkpoint is detected as an inpainting family and loads with its 9-channel UNet."""
+    from safetensors.torch import save_file
+
+    (unet, _, _), ldm = _build_tiny("sd1-inpainting", tmp_path / "config", in_channels=9)
+    save_file(ldm, tmp_path / "inpainting.safetensors")
+    assert detect_family(tmp_path / "inpainting.safetensors") == "sd1-inpainting"
+    pipe = load_single_file(tmp_path / "inpainting.safetensors", str(tmp_path / "config"), torch.float32)
+    assert pipe.unet.config.in_channels == 9
+    assert torch.equal(pipe.unet.conv_in.weight, unet.conv_in.weight)
 
 
 @pytest.mark.parametrize("tiny", ["sd1"], indirect=True)

@@ -9,8 +9,11 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
+from ..errors import ImageError
 from ..request import GenerationRequest
-from .images import choose_size, load_rgb
+from . import masks
+from .images import choose_size, flatten, open_image
+from .masks import Mask
 from .samplers import make_scheduler
 from .schedule import Schedule, compensated_steps, plan
 
@@ -19,31 +22,68 @@ NOISE_DEVICE = "cpu"
 
 @dataclass(frozen=True)
 class Job:
-    """A request ready to run: seed and size resolved, the init image read and sized."""
+    """A request ready to run: seed and size resolved, the init image (and mask) read and sized."""
 
     request: GenerationRequest       # as the canonical command records it
     schedule: Schedule
     width: int                       # the working size
     height: int
-    init_image: Image.Image | None
+    init_image: Image.Image | None   # RGB at the working size
     warnings: tuple[str, ...]
+    mask: Mask | None = None         # inpainting: 255 = repaint, at the working size
+    notes: tuple[str, ...] = ()      # what the user should know, not a problem
+
+    @property
+    def mode(self) -> str:
+        return "inpaint" if self.mask is not None else "img2img" if self.init_image is not None else "txt2img"
 
 
 def prepare(request: GenerationRequest, model) -> Job:
-    """Resolve size and schedule. `request.seed` must be a real seed and `init_img` a real path."""
+    """Resolve size, mask and schedule. `request.seed` must be a real seed and `init_img` a real path."""
     assert request.seed is not None and request.seed >= 0, "resolve the seed before preparing"
-    image = load_rgb(request.init_img) if request.is_img2img else None
+    image = open_image(request.init_img) if request.is_img2img else None
+    mask, notes, warnings = _mask(request, image)
     sizing = choose_size(request.width, request.height, request.fit, model.native_size, model.size_multiple,
                          image.size if image is not None else None)
-    if image is not None and image.size != (sizing.width, sizing.height):
-        image = image.resize((sizing.width, sizing.height), Image.Resampling.LANCZOS)
+    if image is not None:
+        image = flatten(image) if mask is None else image.convert("RGB")  # inpainting keeps the colours
+        if image.size != (sizing.width, sizing.height):
+            image = image.resize((sizing.width, sizing.height), Image.Resampling.LANCZOS)
+    if mask is not None:
+        mask = masks.check(mask.sized((sizing.width, sizing.height)), request.invert_mask)
     strength = request.strength if image is not None else None
     steps = request.steps
     if request.compensate_steps and strength is not None:
         steps = compensated_steps(request.steps, strength)
     schedule = plan(request.sampler, steps, strength, model.txt2img.scheduler.config)
     resolved = replace(request, width=sizing.record_width, height=sizing.record_height)
-    return Job(resolved, schedule, sizing.width, sizing.height, image, sizing.warnings)
+    return Job(resolved, schedule, sizing.width, sizing.height, image, sizing.warnings + warnings, mask, notes)
+
+
+def _mask(request: GenerationRequest, image: Image.Image | None) -> tuple[Mask | None, tuple[str, ...], tuple[str, ...]]:
+    """The inpainting mask of a request, at the init image's size: -M's file, else the init image's
+    transparency; with the notes and warnings to show."""
+    if image is None:
+        return None, (), ()
+    if request.init_mask is not None:
+        mask = masks.read_mask(request.init_mask)
+        if mask.image.size != image.size and not request.fit:
+            raise ImageError(f"{masks.MASK_SWITCH}: the mask is {mask.image.width}x{mask.image.height} but the "
+                             f"init image is {image.width}x{image.height}; give a mask of the same size, or "
+                             "--fit to fit both into -W x -H")
+        return mask.sized(image.size), (), ()
+    alpha = masks.from_alpha(image)
+    if alpha is None:
+        if request.invert_mask:
+            raise ImageError("--invert_mask: there is no mask to invert: give -M/--init_mask, or an init "
+                             "image with transparent areas")
+        return None, (), ()
+    notes = ("the init image has transparent areas: inpainting them (its transparency is the mask)",)
+    warnings = ()
+    if masks.erased_under(image, alpha):
+        warnings = ("the colours under the transparent areas were erased (one flat colour): the repainted "
+                    "area starts from that colour; a strength near 1 ignores it",)
+    return masks.Mask(alpha, "alpha"), notes, warnings
 
 
 MAX_BATCH_PIXELS = 4 * 512 * 512  # images of one command go through the UNet together up to this many pixels
@@ -61,11 +101,13 @@ def batches(jobs: list[Job]) -> list[list[Job]]:
 
 
 @contextmanager
-def _supplied_noise(noise):
-    """Make diffusers' img2img pipeline noise the init latents with `noise` instead of drawing its own, so
-    that img2img uses the seed's (and the variation chain's) CPU noise exactly as txt2img does."""
-    from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_img2img as module
+def _supplied_noise(pipe, noise):
+    """Make a diffusers img2img or inpainting pipeline start from `noise` (added to the init latents, or
+    alone at full strength) instead of drawing its own, so that they use the seed's (and the variation
+    chain's) CPU noise exactly as txt2img does."""
+    import sys
 
+    module = sys.modules[type(pipe).__module__]
     original = module.randn_tensor
 
     def supplied(shape, generator=None, device=None, dtype=None, layout=None):
@@ -99,7 +141,7 @@ def _watch_start(pipe, on_start):
 
     def prepare(*args, **kwargs):
         latents = original(*args, **kwargs)
-        on_start(latents)
+        on_start(latents[0] if isinstance(latents, tuple) else latents)  # inpainting returns (latents, noise, ...)
         return latents
 
     pipe.prepare_latents = prepare  # an instance attribute, removed again below
@@ -121,22 +163,22 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
     from .noise import variation_noise
     from .prompts import conditioning
 
-    req = jobs[0].request
-    pipe = model.img2img if jobs[0].init_image is not None else model.txt2img
+    job = jobs[0]
+    req = job.request
+    pipe = pipeline_for(job, model)
     pipe.scheduler = make_scheduler(req.sampler, model.txt2img.scheduler.config)
-    unet = pipe.unet
     sf = pipe.vae_scale_factor
-    shape = (unet.config.in_channels, jobs[0].height // sf, jobs[0].width // sf)
+    shape = (pipe.vae.config.latent_channels, job.height // sf, job.width // sf)
     # (N, 4, H/f, W/f), float32 on the CPU whatever the device and precision
     noise = torch.stack([variation_noise(j.request.seed, j.request.with_variations or (), shape) for j in jobs])
     generators = [torch.Generator(NOISE_DEVICE).manual_seed(j.request.seed) for j in jobs]
     positive, negative = conditioning(model, req.positive_prompt, req.negative_prompt)
     common = dict(prompt_embeds=positive, negative_prompt_embeds=negative,
-                  num_inference_steps=jobs[0].schedule.steps, guidance_scale=req.cfg_scale, generator=generators,
+                  num_inference_steps=job.schedule.steps, guidance_scale=req.cfg_scale, generator=generators,
                   num_images_per_prompt=len(jobs))
     if on_step is not None:
         steps_done = []
-        last_call = jobs[0].schedule.model_calls - 1
+        last_call = job.schedule.model_calls - 1
 
         def callback(pipeline, index, timestep, tensors):
             # a second-order sampler's last step has no corrector call: it ends with the run
@@ -147,10 +189,42 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
 
         common["callback_on_step_end"] = callback
     with torch.inference_mode(), _watch_start(pipe, on_start):
-        if jobs[0].init_image is not None:
-            with _supplied_noise(noise):
-                out = pipe(image=jobs[0].init_image, strength=req.strength, **common)
+        if pipe is model.inpaint:
+            # an inpainting (9-channel) model runs every command here: txt2img repaints a blank picture
+            blank = job.init_image is None
+            image = Image.new("RGB", (job.width, job.height), (127, 127, 127)) if blank else job.init_image
+            mask = job.mask.image if job.mask is not None else Image.new("L", image.size, 255)
+            with _supplied_noise(pipe, noise):
+                out = pipe(image=image, mask_image=mask, strength=1.0 if blank else req.strength,
+                           height=job.height, width=job.width, **common)
+        elif job.init_image is not None:
+            with _supplied_noise(pipe, noise):
+                out = pipe(image=job.init_image, strength=req.strength, **common)
         else:
-            out = pipe(height=jobs[0].height, width=jobs[0].width, latents=noise.to(unet.device, unet.dtype),
+            out = pipe(height=job.height, width=job.width, latents=noise.to(pipe.unet.device, pipe.unet.dtype),
                        **common)
-    return out.images
+    images = out.images
+    if job.mask is not None:
+        images = [paste_back(pipe, job, image) for image in images]
+    return images
+
+
+def pipeline_for(job: Job, model):
+    """Masked commands, and every command on an inpainting model, run the inpainting pipeline (which blends
+    re-noised init latents outside the mask at each step for an ordinary 4-channel model)."""
+    if job.mask is not None or model.is_inpainting:
+        return model.inpaint
+    return model.img2img if job.init_image is not None else model.txt2img
+
+
+def mask_blur(width: int, height: int) -> int:
+    """Gaussian blur radius of the paste-back edge: 1 px at 64, 4 px at 512."""
+    return max(1, round(min(width, height) / 128))
+
+
+def paste_back(pipe, job: Job, image: Image.Image) -> Image.Image:
+    """Keep the init image's pixels outside the mask, through a slightly blurred edge so no seam shows.
+    Pixels further than about 3 blur radii from the mask keep the original exactly."""
+    radius = mask_blur(job.width, job.height)
+    edge = pipe.mask_processor.blur(job.mask.image, blur_factor=radius)
+    return pipe.image_processor.apply_overlay(edge, job.init_image, image)

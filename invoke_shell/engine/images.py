@@ -10,19 +10,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import ImageError
 
 
-def load_rgb(path: str, switch: str = "-I/--init_img") -> Image.Image:
-    """Open an image as RGB with its EXIF rotation applied; one-line ImageError on any problem."""
+def open_image(path: str, switch: str = "-I/--init_img") -> Image.Image:
+    """Open an image fully read, with its EXIF rotation applied and its mode kept; one-line ImageError on
+    any problem."""
     if os.path.isdir(path):
         raise ImageError(f"{switch}: {path} is a folder, not an image")
     try:
         with Image.open(path) as im:
             im.load()
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, im)
-            return im.convert("RGB")
+            return ImageOps.exif_transpose(im)
     except FileNotFoundError:
         raise ImageError(f"{switch}: no such file: {path}") from None
     except UnidentifiedImageError:
@@ -31,6 +27,20 @@ def load_rgb(path: str, switch: str = "-I/--init_img") -> Image.Image:
         raise ImageError(f"{switch}: {path} is too large to open safely ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{switch}: cannot read {path}: {exc}") from None
+
+
+def load_rgb(path: str, switch: str = "-I/--init_img") -> Image.Image:
+    """Open an image as RGB; transparent areas are flattened onto white."""
+    return flatten(open_image(path, switch))
+
+
+def flatten(im: Image.Image) -> Image.Image:
+    """RGB, with any transparent areas flattened onto white."""
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    return im.convert("RGB")
 
 
 def floor_to(value: int, multiple: int) -> int:

@@ -78,8 +78,9 @@ def _byte_tokenizer():
     return CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=[], model_max_length=77)
 
 
-def build_tiny(folder: Path, seed: int = 0) -> None:
-    """Write the tiny pipeline (deterministic weights for `seed`) as a diffusers folder."""
+def build_tiny(folder: Path, seed: int = 0, in_channels: int = 4) -> None:
+    """Write the tiny pipeline (deterministic weights for `seed`) as a diffusers folder; `in_channels=9`
+    makes it an inpainting model (latents + mask + masked-image latents)."""
     import torch
     from diffusers import AutoencoderKL, LMSDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -88,7 +89,7 @@ def build_tiny(folder: Path, seed: int = 0) -> None:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         unet = UNet2DConditionModel(
-            sample_size=8, layers_per_block=1, block_out_channels=(32, 64), norm_num_groups=8,
+            sample_size=8, in_channels=in_channels, layers_per_block=1, block_out_channels=(32, 64), norm_num_groups=8,
             cross_attention_dim=32, attention_head_dim=4,
             down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
         vae = AutoencoderKL(

@@ -65,13 +65,29 @@ def pick_dtype(requested: str, device: str):
 
 @dataclass
 class LoadedModel:
-    """A resident model: the txt2img and img2img pipelines share one set of components."""
+    """A resident model: the txt2img, img2img and inpainting pipelines share one set of components."""
 
     entry: ModelEntry
     folder: Path
     txt2img: object
     img2img: object
     _hash: str | None = field(default=None, repr=False)
+    _inpaint: object = field(default=None, repr=False)
+
+    @property
+    def is_inpainting(self) -> bool:
+        """A 9-channel inpainting UNet (latents + mask + masked-image latents)."""
+        return self.txt2img.unet.config.in_channels == 9
+
+    @property
+    def inpaint(self):
+        """diffusers' inpainting pipeline on the same components, made on first use."""
+        if self._inpaint is None:
+            from diffusers import StableDiffusionInpaintPipeline
+
+            self._inpaint = StableDiffusionInpaintPipeline(**self.txt2img.components)
+            self._inpaint.set_progress_bar_config(disable=True)
+        return self._inpaint
 
     @property
     def name(self) -> str:

@@ -32,8 +32,11 @@ FAMILIES = {
     "sd1": "Stable Diffusion 1.x",
     "sd2": "Stable Diffusion 2.x base (512 px, epsilon)",
     "sd2-v": "Stable Diffusion 2.x (768 px, v-prediction)",
+    "sd1-inpainting": "Stable Diffusion 1.x inpainting (9 input channels)",
+    "sd2-inpainting": "Stable Diffusion 2.x inpainting (512 px, epsilon, 9 input channels)",
 }
-PAD_TOKEN = {"sd1": "<|endoftext|>", "sd2": "!", "sd2-v": "!"}  # OpenCLIP pads with id 0, "!"
+PAD_TOKEN = {"sd1": "<|endoftext|>", "sd2": "!", "sd2-v": "!",  # OpenCLIP pads with id 0, "!"
+             "sd1-inpainting": "<|endoftext|>", "sd2-inpainting": "!"}
 CONTEXT_DIM = {768: "sd1", 1024: "sd2"}
 SD2_EPSILON_STEPS = {875000, 220000}  # global_step of the SD 2.0-base and 2.1-base .ckpt releases
 SAFETENSORS = {".safetensors"}
@@ -153,7 +156,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def family_of(ckpt: Checkpoint) -> str:
-    """'sd1', 'sd2' or 'sd2-v' from the tensor layout, or a one-line ModelError saying what it is not.
+    """A key of FAMILIES from the tensor layout, or a one-line ModelError saying what it is not.
 
     The text encoder's layout decides the family (CLIP -> sd1, OpenCLIP -> sd2); the UNet's cross-attention
     width must agree with the text encoder's. v-prediction is not visible in weights: an SD 2.x file is
@@ -171,10 +174,9 @@ def family_of(ckpt: Checkpoint) -> str:
     conv_in = ckpt.shapes.get(UNET + "input_blocks.0.0.weight")
     if conv_in is None or len(conv_in) != 4:
         raise ModelError(f"{name}: unrecognised UNet layout (no 4-d {UNET}input_blocks.0.0.weight)")
-    if conv_in[1] != 4:
-        what = "an inpainting checkpoint (9 input channels)" if conv_in[1] == 9 else \
-            f"a UNet with {conv_in[1]} input channels"
-        raise ModelError(f"{name} is {what}; only txt2img/img2img models with 4 latent channels load")
+    if conv_in[1] not in (4, 9):
+        raise ModelError(f"{name} is a UNet with {conv_in[1]} input channels; only 4 (txt2img/img2img) and 9 "
+                         "(inpainting) load")
     to_k = ckpt.first("attn2.to_k.weight", UNET)
     if to_k is None:
         raise ModelError(f"{name}: unrecognised UNet layout (no cross-attention layers)")
@@ -190,6 +192,8 @@ def family_of(ckpt: Checkpoint) -> str:
     if width is not None and width[-1] != context:
         raise ModelError(f"{name}: unknown model family (text encoder is {width[-1]} wide, "
                          f"the UNet expects {context})")
+    if conv_in[1] == 9:  # the inpainting releases of both are epsilon models
+        return family + "-inpainting"
     if family == "sd2" and _is_v_prediction(ckpt):
         family = "sd2-v"
     return family
@@ -203,7 +207,7 @@ def _is_v_prediction(ckpt: Checkpoint) -> bool:
 
 
 def detect_family(path: str | Path) -> str:
-    """'sd1', 'sd2' or 'sd2-v' for a single-file checkpoint, reading only tensor names and shapes."""
+    """The family (a key of FAMILIES) of a single-file checkpoint, reading only tensor names and shapes."""
     return family_of(read_checkpoint(path))
 
 
@@ -228,12 +232,15 @@ def ldm_yaml_family(path: Path) -> str:
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{path.name} is not an LDM inference config (model.params.unet_config.params."
                          f"context_dim unreadable: {_first_line(exc)})") from None
-    if int(unet.get("in_channels", 4)) != 4:
-        raise ModelError(f"{path.name} describes a model with {unet['in_channels']} input channels "
-                         "(inpainting?); only 4-channel models load")
+    channels = int(unet.get("in_channels", 4))
+    if channels not in (4, 9):
+        raise ModelError(f"{path.name} describes a model with {channels} input channels; only 4 and 9 "
+                         "(inpainting) load")
     if context not in CONTEXT_DIM:
         raise ModelError(f"{path.name}: unknown model family (context_dim {context}; known: 768, 1024)")
     family = CONTEXT_DIM[context]
+    if channels == 9:
+        return family + "-inpainting"
     if params.get("parameterization") == "v":
         if family != "sd2":
             raise ModelError(f"{path.name}: v-prediction is only supported for SD 2.x")
@@ -260,7 +267,7 @@ def resolve_config(config: str | Path | None, family: str) -> tuple[Path, str]:
         return path, family
     if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
         mapped = ldm_yaml_family(path)
-        if mapped.split("-")[0] != family.split("-")[0]:
+        if mapped.split("-")[0] != family.split("-")[0] or mapped.endswith("-inpainting") != family.endswith("-inpainting"):
             raise ModelError(f"config {path.name} describes {FAMILIES[mapped]} but the weights are "
                              f"{FAMILIES[family]}")
         return family_folder(mapped), mapped

@@ -22,7 +22,7 @@ def file_sha256(path: str) -> str:
 
 
 def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str, steps_run: int,
-                noise_device: str, schedule_steps: int | None = None) -> dict:
+                noise_device: str, schedule_steps: int | None = None, mask_source: str | None = None) -> dict:
     """InvokeAI 2.x's `sd-metadata` for one image, plus what InvokeAI lost or never had: the init image
     and strength (a bug dropped them there), the steps actually run and the noise device."""
     image = {
@@ -49,15 +49,20 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
     if request.is_img2img:
         image.update(init_img=request.init_img, strength=request.strength, strength_steps=request.strength,
                      fit=request.fit, orig_hash=file_sha256(request.init_img))
+    if mask_source is not None:  # inpainting: the mask file and its hash, or the init image's transparency
+        image.update(type="inpaint", mask=mask_source, invert_mask=request.invert_mask)
+        if request.init_mask is not None:
+            image.update(init_mask=request.init_mask, mask_hash=file_sha256(request.init_mask))
     return {"model": "stable diffusion", "model_id": model_name, "model_hash": model_hash,
             "app_id": APP_ID, "app_version": __version__, "image": image}
 
 
 def png_chunks(request: GenerationRequest, *, model_name: str, model_hash: str, steps_run: int,
-               noise_device: str, schedule_steps: int | None = None) -> dict[str, str]:
+               noise_device: str, schedule_steps: int | None = None, mask_source: str | None = None
+               ) -> dict[str, str]:
     """The text chunks for one image: `Dream`, `sd-metadata`, and A1111's `parameters`."""
     meta = sd_metadata(request, model_name=model_name, model_hash=model_hash, steps_run=steps_run,
-                       noise_device=noise_device, schedule_steps=schedule_steps)
+                       noise_device=noise_device, schedule_steps=schedule_steps, mask_source=mask_source)
     return {"Dream": to_command(request), "sd-metadata": json.dumps(meta),
             "parameters": parameters_text(request, model_name=model_name, model_hash=model_hash,
                                           version=__version__)}

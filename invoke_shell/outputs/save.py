@@ -42,7 +42,7 @@ def save_images(images, jobs, outdir: str, model, grid_request=None, prefix: str
         command = to_command(request)
         chunks = png_chunks(request, model_name=model.name, model_hash=model.content_hash(),
                             steps_run=job.schedule.steps_run, schedule_steps=job.schedule.steps,
-                            noise_device=NOISE_DEVICE)
+                            noise_device=NOISE_DEVICE, mask_source=job.mask.source if job.mask is not None else None)
         metas.append(json.loads(chunks["sd-metadata"])["image"])
         path = _free_name(outdir, f"{prefix}.{image_name(request)}")
         write_png(path, image, chunks)

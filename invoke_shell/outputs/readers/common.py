@@ -38,6 +38,8 @@ class Found:
     init_img: str | None = None
     strength: float | None = None
     fit: bool = False
+    init_mask: str | None = None
+    invert_mask: bool = False
     with_variations: tuple[tuple[int, float], ...] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -164,5 +166,7 @@ def command_of(found: Found) -> str:
         sampler=found.sampler if found.sampler in SAMPLERS else defaults.sampler,
         seed=found.seed, width=found.width, height=found.height, init_img=found.init_img,
         strength=strength if found.init_img is not None else None, fit=found.fit and found.init_img is not None,
+        init_mask=found.init_mask if found.init_img is not None else None,
+        invert_mask=found.invert_mask and found.init_img is not None,
         **({"with_variations": found.with_variations} if found.with_variations else {}))
     return to_command(parse(to_command(request)))

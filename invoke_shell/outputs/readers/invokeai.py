@@ -122,6 +122,9 @@ def from_sd_metadata(text: str) -> tuple[str, list[str], bool]:
         if strength is not None:
             found.strength = as_float(strength, "sd-metadata strength")
         found.fit = image.get("fit") is True
+        if image.get("init_mask"):
+            found.init_mask = as_text(image["init_mask"], "sd-metadata init_mask")
+            found.invert_mask = image.get("invert_mask") is True
     elif image.get("type") == "img2img":
         strength = image.get("strength_steps", image.get("strength"))
         found.note("init image", f"not stored by InvokeAI 2.x (strength {clip_number(strength)})")
@@ -138,8 +141,10 @@ def from_sd_metadata(text: str) -> tuple[str, list[str], bool]:
     postprocessing = image.get("postprocessing")
     if isinstance(postprocessing, list) and postprocessing:
         found.note("postprocessing", " ".join(str(p.get("tool")) for p in postprocessing[:8] if isinstance(p, dict)))
+    if image.get("init_mask") and not image.get("init_img"):
+        found.note("init_mask", image["init_mask"])
     for key in ("threshold", "perlin", "facetool_strength", "inpaint_replace", "h_symmetry_time_pct",
-                "v_symmetry_time_pct", "seamless", "hires_fix", "init_mask", "upscale"):
+                "v_symmetry_time_pct", "seamless", "hires_fix", "upscale"):
         if image.get(key) not in (None, 0, 0.0, False, "", []):
             found.note(key, image[key])
     model = data.get("model_id") or data.get("model_weights")
