@@ -227,7 +227,8 @@ class Shell:
         for path, command in saved:
             self.say(f"{path}: {command}")
         if recorder is not None:
-            self._write_run_views(recorder, request, jobs, images, saved, outdir, prefix, strip_title(schedule))
+            self._write_run_views(recorder, request, jobs, images, saved, outdir, prefix,
+                                  strip_title(schedule, jobs[0].mode))
 
     def _write_run_views(self, recorder, request, jobs, images, saved, outdir, prefix, title) -> None:
         from .outputs.pngio import write_png

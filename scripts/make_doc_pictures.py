@@ -1,6 +1,6 @@
-"""Make every picture in the README and docs/img2img.md with the shell itself, on the built-in demo model:
-a crude sketch (drawn here), what the model draws from a prompt and from the sketch, and the img2img
-strips. Deterministic: the shell runs single-threaded, so a rerun gives the same files byte for byte.
+"""Make every picture in the README, docs/img2img.md and docs/inpainting.md with the shell itself, on the
+built-in demo model: a crude sketch and an inpainting picture with its masks (drawn here), what the model
+draws from a prompt and from the sketch, the img2img strips and the inpainting results. Deterministic: the shell runs single-threaded, so a rerun gives the same files byte for byte.
 
     .venv/bin/python scripts/make_doc_pictures.py [--out docs/images]
 """
@@ -34,6 +34,13 @@ GUIDE = {
     "img2img/steps-29-0.7.png": f'"fire" -s 29 -S {SEED} {SKETCH} -f 0.7',
     "img2img/steps-30-0.7.png": f'"fire" -s 30 -S {SEED} {SKETCH} -f 0.7',
 }
+INPAINT = {
+    "inpainting/star-from-mask.png": '"a yellow star on a green background" -s 20 -S 7 -I square.png -f 0.8 -M mask.png',
+    "inpainting/star-from-alpha.png": '"a yellow star on a green background" -s 20 -S 7 -I square-holed.png -f 0.8',
+    "inpainting/inverted.png": '"a red square on a blue background" -s 20 -S 7 -I square.png -f 0.8 -M mask.png --invert_mask',
+    "inpainting/strip-star.png": '"a yellow star on a green background" -s 20 -S 7 -I square.png -f 0.8 -M mask.png --strip',
+}
+INPUTS = ("sketch.png", "inpainting/square.png", "inpainting/mask.png", "inpainting/square-holed.png")
 SCALE = 4  # the model draws 64 x 64; single images are shown 4x, pixel for pixel
 
 
@@ -47,10 +54,24 @@ def draw_sketch(path: Path) -> None:
     im.save(path)
 
 
+def draw_inpainting_inputs(folder: Path) -> None:
+    """A red square on green; a mask that repaints the square (black = repaint, white = keep); and the same
+    picture with the square made transparent, as an editor's eraser leaves it."""
+    im = Image.new("RGB", (64, 64), (40, 160, 60))
+    ImageDraw.Draw(im).rectangle((20, 20, 43, 43), fill=(210, 30, 30))
+    im.save(folder / "square.png")
+    mask = Image.new("L", (64, 64), 255)
+    ImageDraw.Draw(mask).rectangle((16, 16, 47, 47), fill=0)
+    mask.save(folder / "mask.png")
+    holed = im.convert("RGBA")
+    holed.putalpha(mask)
+    holed.save(folder / "square-holed.png")
+
+
 def _save(src: Path, dest: Path, scale: int) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with Image.open(src) as im:
-        im = im.convert("RGB")
+        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")  # a transparent init stays transparent
         im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST).save(dest)  # no metadata
 
 
@@ -58,10 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"))
     out = Path(parser.parse_args().out)
-    commands = {**README, **GUIDE}
+    commands = {**README, **GUIDE, **INPAINT}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         draw_sketch(work / "sketch.png")
+        draw_inpainting_inputs(work)
         env = dict(os.environ, OMP_NUM_THREADS="1", INVOKE_SHELL_CACHE=str(work / "cache"))
         result = subprocess.run([sys.executable, "-m", "invoke_shell", "--model", "demo", "--from_file", "-"],
                                 cwd=work, input="\n".join(commands.values()) + "\n", text=True,
@@ -70,14 +92,15 @@ def main() -> None:
         if result.returncode != 0:
             sys.exit(f"the shell failed:\n{result.stderr}")
         made = sorted(p for p in (work / "outputs").glob("*.png") if not p.name.endswith(".strip.png"))
-        _save(work / "sketch.png", out / "sketch.png", SCALE)
+        for name in INPUTS:
+            _save(work / Path(name).name, out / name, SCALE)
         for name, path in zip(commands, made):
             strip = path.with_name(path.name[: -len(".png")] + ".strip.png")
             if strip.exists():
                 _save(strip, out / name, 2)
             else:
                 _save(path, out / name, SCALE)
-    print(f"wrote {1 + len(commands)} pictures under {out}")
+    print(f"wrote {len(INPUTS) + len(commands)} pictures under {out}")
 
 
 if __name__ == "__main__":

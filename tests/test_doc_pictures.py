@@ -15,11 +15,11 @@ def test_doc_pictures_regenerate_bit_for_bit(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.png"))
     shipped = sorted(p.relative_to(ROOT / "docs" / "images") for p in (ROOT / "docs" / "images").rglob("*.png"))
-    assert made == shipped and len(made) == 10
+    assert made == shipped and len(made) == 17
     for name in made:
         assert (tmp_path / name).read_bytes() == (ROOT / "docs" / "images" / name).read_bytes(), name
     # every picture the docs show exists
-    for page in ("README.md", "docs/img2img.md"):
+    for page in ("README.md", "docs/img2img.md", "docs/inpainting.md"):
         text = (ROOT / page).read_text()
         for line in text.split("("):
             if line.startswith(("images/", "docs/images/")):

@@ -74,7 +74,8 @@ class RunRecorder:
         return strip
 
 
-def strip_title(schedule) -> str:
+def strip_title(schedule, mode: str = "img2img") -> str:
+    """The strip's heading: the mode (txt2img, img2img or inpaint), the strength and the steps run."""
     if schedule.strength is None:
         return f"txt2img: {schedule.steps_run} of {schedule.steps} steps"
-    return f"img2img: strength {schedule.strength:.2f}, {schedule.steps_run} of {schedule.steps} steps"
+    return f"{mode}: strength {schedule.strength:.2f}, {schedule.steps_run} of {schedule.steps} steps"
