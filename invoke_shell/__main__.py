@@ -56,11 +56,14 @@ def launch_defaults(args: argparse.Namespace) -> Defaults:
 
 
 def setup_logging(path: str) -> None:
+    """The diagnostic log: tracebacks of unexpected errors, and library warnings (which would otherwise
+    print their own lines at the prompt), go to `path`."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,12 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         defaults = launch_defaults(args)
-        os.makedirs(args.outdir, exist_ok=True)
-        log_path = os.path.join(args.outdir, LOG_NAME)
-        setup_logging(log_path)
         registry = load_registry(args.conf or "models.yaml", missing_ok=args.conf is None)
         if args.model is not None:
             registry.get(args.model)
+        log_path = os.path.join(args.outdir, LOG_NAME)
+        try:  # only once the launch options are known good is anything written
+            os.makedirs(args.outdir, exist_ok=True)
+            setup_logging(log_path)
+        except OSError as exc:
+            raise ShellError(f"--outdir {args.outdir}: cannot write there ({exc.strerror or exc})") from None
         manager = ModelManager(registry, device=args.device, precision=args.precision,
                                max_loaded=args.max_loaded_models, offload=args.free_gpu_mem)
         shell = Shell(manager, defaults=defaults, outdir=args.outdir, model=args.model, log_path=log_path)
@@ -90,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     except ShellError as exc:
         print(f"invoke-shell: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while starting: leave quietly, as a shell does
+        return 130
     shell.start_loading()
     tally = shell.run(lines, source="stdin" if source == "-" else source)
     print(f"{tally.ran} ran, {tally.failed} failed")

@@ -4,6 +4,7 @@ at a number of entries, trimmed atomically when loaded."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 from prompt_toolkit.history import FileHistory
@@ -19,14 +20,48 @@ class ShellHistory(FileHistory):
 
     def load_history_strings(self):
         try:
+            damaged = self._damaged_lines()
             strings = list(super().load_history_strings())  # newest first
         except OSError as exc:
             self.problem = self._set_aside(exc)
             return []
-        if len(strings) > self.limit:
+        if damaged:
+            self.problem = self._keep_copy(damaged, len(strings))
+        if damaged or len(strings) > self.limit:
             strings = strings[: self.limit]
-            self._rewrite(list(reversed(strings)))
+            try:
+                self._rewrite(list(reversed(strings)))
+            except OSError as exc:
+                self.problem = self.problem or (f"the history {self.filename} could not be rewritten: "
+                                                f"{exc.strerror or exc}")
         return strings
+
+    def _damaged_lines(self) -> int:
+        """How many lines of the file are not history (not `#...`, `+...` or empty, or not UTF-8 text)."""
+        if not os.path.exists(self.filename):
+            return 0
+        with open(self.filename, "rb") as f:
+            data = f.read()
+        damaged = 0
+        for line in data.split(b"\n"):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                damaged += 1
+                continue
+            if b"\x00" in line or line.strip() and not line.startswith((b"#", b"+")):
+                damaged += 1
+        return damaged
+
+    def _keep_copy(self, damaged: int, entries: int) -> str:
+        """Keep a damaged history as a backup; the file itself is rewritten with what could be read."""
+        backup = f"{self.filename}.bak"
+        try:
+            shutil.copyfile(self.filename, backup)
+        except OSError as exc:
+            return f"the history {self.filename} has {damaged} damaged line(s); no backup ({exc.strerror or exc})"
+        return (f"the history {self.filename} had {damaged} damaged line(s); kept a copy as {backup} and "
+                f"read {entries} entries from it")
 
     def store_string(self, string: str) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .commands import command, confirm
 from .errors import ParseError, ShellError
+from .request import shown_value
 
 
 def _history(shell):
@@ -22,7 +23,7 @@ def show_history(shell, argument: str) -> None:
     entries = list(enumerate(_history(shell).entries(), 1))
     if argument:
         if not argument.isdigit() or int(argument) == 0:
-            raise ParseError(f"!history takes a positive number of entries, got {argument!r}")
+            raise ParseError(f"!history takes a positive number of entries, got {shown_value(argument)}")
         entries = entries[-int(argument):]
     _show(shell, entries)
 
@@ -40,7 +41,7 @@ def search_history(shell, argument: str) -> None:
 def clear_history(shell, argument: str) -> None:
     history = _history(shell)
     if argument not in ("", "--yes"):
-        raise ParseError(f"!clear takes no argument but --yes, got {argument!r}")
+        raise ParseError(f"!clear takes no argument but --yes, got {shown_value(argument)}")
     if not confirm(shell, "clear the whole history?", argument == "--yes"):
         shell.say("history kept")
         return
@@ -51,6 +52,8 @@ def clear_history(shell, argument: str) -> None:
 def recall(shell, number: int) -> None:
     """`!NN`: put history entry NN on the prompt line for editing (not run)."""
     entries = _history(shell).entries()
+    if not entries:
+        raise ParseError(f"!{number}: the history is empty")
     if not 1 <= number <= len(entries):
         raise ParseError(f"!{number}: the history has entries 1 to {len(entries)}")
     shell.prefill = entries[number - 1]

@@ -15,6 +15,10 @@ from .errors import ParseError
 from .switches import BY_DEST, BY_SPELLING, SEED_LIMIT, SWITCHES, UNSUPPORTED, Switch, unsupported_message
 
 MAX_PROMPT_CHARS = 2000
+# Stable Diffusion's VAE decoder holds about this much per output pixel at its peak in float32 (measured:
+# 3.9 kB at 512 x 512); the refusal of a too-large size says what the size would need
+DECODE_BYTES_PER_PIXEL = 4000
+ASSUMED_SIDE = 512  # a side not given, for that estimate
 _SWITCH_START = re.compile(r"\s--?[A-Za-z]")
 _LOOKS_LIKE_SWITCH = re.compile(r"--?[A-Za-z]")
 _BACK_REFERENCE = re.compile(r"-[1-9][0-9]*")
@@ -65,10 +69,16 @@ class GenerationRequest:
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt)
+        check_size(self.width, self.height)
         for sw in SWITCHES:
             value = getattr(self, sw.dest)
             if value is not None:
                 check_value(sw, value)
+        most = int(BY_DEST["iterations"].range.hi)  # a back-reference reaches at most the images of one command
+        for switch, reference in (("-S/--seed", self.seed_reference), ("-I/--init_img", self.init_img_reference)):
+            if reference is not None and reference < -most:
+                raise ParseError(f"{switch} {shown_value(reference)}: a back-reference reaches at most -{most}, "
+                                 f"the most images one command makes")
         if self.init_img is not None and self.strength is None:
             raise ParseError("-f/--strength must be set when -I/--init_img is")
         if self.init_mask is not None and self.init_img is None:
@@ -117,41 +127,76 @@ def check_prompt(prompt: str) -> None:
 
 def _check_printable(what: str, text: str) -> None:
     for ch in text:
-        if unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):  # Zl/Zp: U+2028/9 would split lines
+        category = unicodedata.category(ch)
+        if category == "Cs":  # a lone surrogate: how Python carries a byte that is not UTF-8
+            byte = f"0x{ord(ch) - 0xDC00:02x}" if 0xDC80 <= ord(ch) <= 0xDCFF else repr(ch)
+            raise ParseError(f"{what} contains a byte that is not UTF-8 text ({byte}); save the text as UTF-8")
+        if category in ("Cc", "Zl", "Zp"):  # Zl/Zp: U+2028/9 would split lines
             raise ParseError(f"{what} contains the control character {ch!r}; remove it")
+
+
+def shown_value(value: object, limit: int = 60) -> str:
+    """A value as an error message shows it: its repr, cut short (a pasted line can hold anything)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _memory(nbytes: int) -> str:
+    if nbytes >= 2**60:
+        return "more than 1 EiB"
+    gib = nbytes / 2**30
+    return "about " + (f"{gib / 1024:.0f} TiB" if gib >= 1024 else f"{gib:.0f} GiB" if gib >= 10 else f"{gib:.1f} GiB")
+
+
+def check_size(width: object, height: object) -> None:
+    """Refuse a width or height beyond the switch table's limit, saying what that size would need."""
+    sides = ((BY_DEST["width"], width), (BY_DEST["height"], height))
+    given = [isinstance(v, int) and not isinstance(v, bool) for _, v in sides]
+    if any(ok and v < sw.range.lo for (sw, v), ok in zip(sides, given)):
+        return  # the range check says what is wrong with that side
+    over = [sw for (sw, v), ok in zip(sides, given) if ok and v > sw.range.hi]
+    if not over:
+        return
+    (wsw, w), (hsw, h) = sides
+    w, h = (w if given[0] else ASSUMED_SIDE), (h if given[1] else ASSUMED_SIDE)
+    size = (f"{wsw.name} {shown_value(w)}" if given[0] else f"a width of {w}") + " x " + (
+        f"{hsw.name} {shown_value(h)}" if given[1] else f"a height of {h}")
+    limits = " and ".join(f"{sw.name} must be in {sw.range.describe()}" for sw in over)
+    raise ParseError(f"{size} would need {_memory(w * h * DECODE_BYTES_PER_PIXEL)} of memory to decode "
+                     f"(about 4 kB a pixel in float32); {limits}")
 
 
 def check_value(sw: Switch, value: object) -> None:
     if sw.kind == "flag":
         if not isinstance(value, bool):
-            raise ParseError(f"{sw.name} is a flag, got {value!r}")
+            raise ParseError(f"{sw.name} is a flag, got {shown_value(value)}")
         return
     if sw.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ParseError(f"{sw.name} expects an integer, got {value!r}")
+        raise ParseError(f"{sw.name} expects an integer, got {shown_value(value)}")
     if sw.kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ParseError(f"{sw.name} expects a number, got {value!r}")
+        raise ParseError(f"{sw.name} expects a number, got {shown_value(value)}")
     if sw.kind in ("path", "choice") and not isinstance(value, str):
-        raise ParseError(f"{sw.name} expects text, got {value!r}")
+        raise ParseError(f"{sw.name} expects text, got {shown_value(value)}")
     if sw.kind == "variations":
         if not isinstance(value, tuple) or not value:
-            raise ParseError(f"{sw.name} expects seed:weight pairs, got {value!r}")
+            raise ParseError(f"{sw.name} expects seed:weight pairs, got {shown_value(value)}")
         for pair in value:
             if (not isinstance(pair, tuple) or len(pair) != 2 or isinstance(pair[0], bool)
                     or not isinstance(pair[0], int) or not isinstance(pair[1], float)):
-                raise ParseError(f"{sw.name} expects seed:weight pairs, got {pair!r}")
+                raise ParseError(f"{sw.name} expects seed:weight pairs, got {shown_value(pair)}")
             if not 0 <= pair[0] < SEED_LIMIT:
-                raise ParseError(f"{sw.name}: seeds must be in [0, 2^32), got {pair[0]}")
+                raise ParseError(f"{sw.name}: seeds must be in [0, 2^32), got {shown_value(pair[0])}")
             if not 0 <= pair[1] <= 1:  # also false for nan
-                raise ParseError(f"{sw.name}: weights must be in [0, 1], got {pair[1]}")
+                raise ParseError(f"{sw.name}: weights must be in [0, 1], got {shown_value(pair[1])}")
         return
     if sw.dest == "seed":
         if value >= SEED_LIMIT:
-            raise ParseError(f"{sw.name} must be in [0, 2^32) or a negative back-reference, got {value}")
+            raise ParseError(f"{sw.name} must be in [0, 2^32) or a negative back-reference, got {shown_value(value)}")
         return
     if sw.range is not None and not sw.range.contains(value):
-        raise ParseError(f"{sw.name} must be in {sw.range.describe()}, got {value}")
+        raise ParseError(f"{sw.name} must be in {sw.range.describe()}, got {shown_value(value)}")
     if sw.choices and value not in sw.choices:
-        raise ParseError(f"{sw.name} must be one of {', '.join(sw.choices)}; got {value!r}")
+        raise ParseError(f"{sw.name} must be one of {', '.join(sw.choices)}; got {shown_value(value)}")
     if sw.kind == "path":
         if not value.strip():
             raise ParseError(f"{sw.name} needs a path, got an empty one")
@@ -163,18 +208,18 @@ def _convert(sw: Switch, text: str) -> object:
         try:
             return int(text, 10)
         except ValueError:
-            raise ParseError(f"{sw.name} expects an integer, got {text!r}") from None
+            raise ParseError(f"{sw.name} expects an integer, got {shown_value(text)}") from None
     if sw.kind == "float":
         try:
             return float(text)
         except ValueError:
-            raise ParseError(f"{sw.name} expects a number, got {text!r}") from None
+            raise ParseError(f"{sw.name} expects a number, got {shown_value(text)}") from None
     if sw.kind == "variations":
         return parse_variations(sw, text)
     if sw.kind == "choice":
         lowered = text.lower()
         if lowered not in sw.choices:
-            raise ParseError(f"{sw.name} must be one of {', '.join(sw.choices)}; got {text!r}")
+            raise ParseError(f"{sw.name} must be one of {', '.join(sw.choices)}; got {shown_value(text)}")
         return lowered
     return text
 
@@ -190,7 +235,7 @@ def parse_variations(sw: Switch, text: str) -> tuple[tuple[int, float], ...]:
             raise ValueError
         return tuple((int(seed, 10), float(weight)) for seed, weight in pairs)
     except ValueError:
-        raise ParseError(f"{sw.name} expects seed:weight,seed:weight, got {text!r}") from None
+        raise ParseError(f"{sw.name} expects seed:weight,seed:weight, got {shown_value(text)}") from None
 
 
 def split_prompt(line: str) -> tuple[str, list[str]]:
@@ -219,9 +264,9 @@ def _lookup(token: str) -> tuple[Switch, str | None]:
             return BY_SPELLING[name], (glued if eq else None)
         if name in UNSUPPORTED:
             raise ParseError(unsupported_message(name))
-        raise ParseError(f"unknown switch {name!r}; type !help for the list")
+        raise ParseError(f"unknown switch {shown_value(name)}; type !help for the list")
     if not _LOOKS_LIKE_SWITCH.match(token):
-        raise ParseError(f"unexpected {token!r} after the switches: put the whole prompt first, or quote it")
+        raise ParseError(f"unexpected {shown_value(token)} after the switches: put the whole prompt first, or quote it")
     name, eq, glued = token.partition("=")
     if eq and name in BY_SPELLING:
         return BY_SPELLING[name], glued
@@ -231,7 +276,7 @@ def _lookup(token: str) -> tuple[Switch, str | None]:
                 raise ParseError(unsupported_message(prefix))
             rest = token[len(prefix):]
             return BY_SPELLING[prefix], (rest if rest else None)
-    raise ParseError(f"unknown switch {token!r}; type !help for the list")
+    raise ParseError(f"unknown switch {shown_value(token)}; type !help for the list")
 
 
 def parse_switches(tokens: list[str]) -> dict[str, object]:
@@ -243,7 +288,7 @@ def parse_switches(tokens: list[str]) -> dict[str, object]:
         i += 1
         if sw.kind == "flag":
             if glued:
-                raise ParseError(f"{sw.name} takes no value, got {glued!r}")
+                raise ParseError(f"{sw.name} takes no value, got {shown_value(glued)}")
             values[sw.dest] = True
             continue
         if glued is None:
@@ -258,6 +303,7 @@ def parse_switches(tokens: list[str]) -> dict[str, object]:
 def parse(line: str, defaults: Defaults = Defaults()) -> GenerationRequest:
     """Parse one generation command; raises ParseError with a one-line message."""
     prompt, tokens = split_prompt(line)
+    check_prompt(prompt)  # a line of switches alone (or a lone `-`) is told it lacks a prompt first
     values = parse_switches(tokens)
     for name in ("steps", "cfg_scale", "sampler", "width", "height", "fit"):
         values.setdefault(name, getattr(defaults, name))

@@ -125,7 +125,9 @@ class Shell:
 
     def execute(self, line: str) -> bool:
         """Run one line. The error boundary: a known error prints one line, an unexpected one prints one
-        line and goes to the log with its traceback. Returns False when the line failed. Raises Quit."""
+        line and goes to the log with its traceback; running out of memory says what to try instead.
+        Returns False when the line failed. Raises Quit."""
+        out_of_memory = False
         try:
             self._dispatch(line)
             return True
@@ -136,9 +138,29 @@ class Shell:
         except Quit:
             raise
         except Exception as exc:
-            log.exception("unexpected error running %r", line)
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else ""
             where = f" (traceback in {self.log_path})" if self.log_path else ""
-            self.say(f"unexpected error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{where}")
+            # torch.OutOfMemoryError (CUDA, MPS), MemoryError, and the CPU allocator's RuntimeError
+            out_of_memory = isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
+                isinstance(exc, RuntimeError) and re.search(r"out of memory|(not enough|can't allocate) memory",
+                                                            text, re.IGNORECASE) is not None)
+            if out_of_memory:
+                log.exception("out of memory running %r", line)
+                asked = re.search(r"allocate ([\d.]+ ?[KMGT]i?B|\d+ bytes)", text, re.IGNORECASE)
+                self.say(f"error: out of memory{f' (tried to allocate {asked.group(1)})' if asked else ''}: "
+                         f"try a smaller -W/-H, fewer images with -n, or start invoke-shell with --free_gpu_mem"
+                         f"{where}")
+            else:
+                log.exception("unexpected error running %r", line)
+                self.say(f"unexpected error: {type(exc).__name__}: {first}{where}")
+        if out_of_memory:  # the failed run's tensors are gone with its traceback: give the memory back
+            import gc
+
+            gc.collect()
+            torch = sys.modules.get("torch")
+            if torch is not None and torch.cuda.is_available():
+                torch.cuda.empty_cache()
         return False
 
     def _dispatch(self, line: str) -> None:

@@ -15,10 +15,15 @@ def open_image(path: str, switch: str = "-I/--init_img") -> Image.Image:
     any problem."""
     if os.path.isdir(path):
         raise ImageError(f"{switch}: {path} is a folder, not an image")
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block until written, a device never end
+        raise ImageError(f"{switch}: {path} is not a regular file")
     try:
         with Image.open(path) as im:
             im.load()
-            return ImageOps.exif_transpose(im)
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit grey: convert("RGB") would clip to white
+                im = im.convert("I").point(lambda v: v / 257).convert("L")
+            return im
     except FileNotFoundError:
         raise ImageError(f"{switch}: no such file: {path}") from None
     except UnidentifiedImageError:

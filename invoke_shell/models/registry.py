@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import reprlib
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,21 +66,36 @@ class ModelEntry:
         return stanza
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 1, 4, 4, 60, 60
+
+
+def shown(value: Any) -> str:
+    """A yaml value in an error message: short however large the value is (yaml aliases can make a
+    few lines into billions of items)."""
+    return _SHOWN.repr(value)
+
+
 def entry_from_stanza(name: str, stanza: Any, base_dir: str, source: str) -> ModelEntry:
     if not isinstance(stanza, dict):
         raise ModelError(f"{source}: model {name!r} must be a mapping of fields, found {type(stanza).__name__}")
     fmt = stanza.get("format", "ckpt")
     if fmt not in FORMATS:
-        raise ModelError(f"{source}: model {name!r} has format {fmt!r}; supported: {', '.join(FORMATS)}")
+        raise ModelError(f"{source}: model {name!r} has format {shown(fmt)}; supported: {', '.join(FORMATS)}")
     vae = stanza.get("vae")
     if isinstance(vae, dict):
         vae = vae.get("path")
+    if vae is not None and not isinstance(vae, str):
+        raise ModelError(f"{source}: model {name!r}: vae must be a path, got {shown(vae)}")
+    description = stanza.get("description")
+    if description is not None and not isinstance(description, (str, int, float)):
+        raise ModelError(f"{source}: model {name!r}: description must be text, got {shown(description)}")
     known = {"description", "format", "path", "repo_id", "weights", "config", "vae", "width", "height", "default"}
     entry = ModelEntry(
-        name=str(name), description=str(stanza.get("description") or ""), format=fmt,
+        name=str(name), description=str(description or ""), format=fmt,
         path=_opt_str(stanza, "path", name, source), repo_id=_opt_str(stanza, "repo_id", name, source),
         weights=_opt_str(stanza, "weights", name, source), config=_opt_str(stanza, "config", name, source),
-        vae=str(vae) if vae is not None else None,
+        vae=vae,
         width=_opt_int(stanza, "width", name, source), height=_opt_int(stanza, "height", name, source),
         default=bool(stanza.get("default", False)), base_dir=base_dir,
         extra=tuple((k, v) for k, v in stanza.items() if k not in known))
@@ -93,14 +109,14 @@ def entry_from_stanza(name: str, stanza: Any, base_dir: str, source: str) -> Mod
 def _opt_str(stanza: dict, key: str, name: str, source: str) -> str | None:
     value = stanza.get(key)
     if value is not None and not isinstance(value, str):
-        raise ModelError(f"{source}: model {name!r}: {key} must be text, got {value!r}")
+        raise ModelError(f"{source}: model {name!r}: {key} must be text, got {shown(value)}")
     return value
 
 
 def _opt_int(stanza: dict, key: str, name: str, source: str) -> int | None:
     value = stanza.get(key)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise ModelError(f"{source}: model {name!r}: {key} must be a positive integer, got {value!r}")
+        raise ModelError(f"{source}: model {name!r}: {key} must be a positive integer, got {shown(value)}")
     return value
 
 

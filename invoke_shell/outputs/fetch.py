@@ -9,6 +9,7 @@ import shlex
 from dataclasses import dataclass
 
 from ..errors import ImageError, ParseError, ShellError
+from ..request import shown_value
 from .pngio import read_text_chunks
 from .readers import FAMILIES
 from .readers.common import notes_line
@@ -61,7 +62,7 @@ def split_argument(argument: str) -> tuple[str, str | None]:
     try:
         words = shlex.split(text)
     except ValueError as exc:
-        raise ParseError(f"!fetch: cannot split {text!r} into words ({str(exc).lower()})") from None
+        raise ParseError(f"!fetch: cannot split {shown_value(text)} into words ({str(exc).lower()})") from None
     if len(words) == 1:
         return words[0], None
     if len(words) == 2:
@@ -96,6 +97,8 @@ def fetch_to_file(pattern: str, outfile: str) -> str:
         raise ImageError(f"no file matches {pattern}")
     if os.path.isdir(outfile):
         raise ShellError(f"!fetch: {outfile} is a folder; give a file name for the commands")
+    if os.path.exists(outfile) and not os.path.isfile(outfile):  # a FIFO would block, a device swallow
+        raise ShellError(f"!fetch: {outfile} is not a regular file; give a file name for the commands")
     if os.path.realpath(outfile) in {os.path.realpath(p) for p in paths}:
         raise ShellError(f"!fetch: {outfile} is one of the images; give another file name for the commands")
     lines: list[str] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 try:
     import fcntl
@@ -16,6 +17,33 @@ except ImportError:  # Windows
     fcntl = None
 
 _PREFIXED = re.compile(r"^(\d+)\..*\.png$")
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")  # `.<name>.<pid>.tmp`: pngio's and the counter's partial files
+
+
+STALE_SECONDS = 600  # a partial file this old whose process is gone here is left over from a crash
+
+
+def _remove_stale_temporaries(outdir: str) -> None:
+    """Delete the partial files of shells killed while writing: old, and of a process that no longer runs
+    (the age guards a shell on another machine or in another container, whose pid means nothing here)."""
+    if os.name != "posix":
+        return
+    for name in os.listdir(outdir):
+        match = _TEMPORARY.match(name)
+        if not match:
+            continue
+        path = os.path.join(outdir, name)
+        try:
+            if os.stat(path).st_mtime > time.time() - STALE_SECONDS:
+                continue
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:  # gone: its partial file can never be finished
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        except (OSError, OverflowError, ValueError):  # vanished meanwhile, another user's process, not a pid
+            pass
 
 
 def _largest_prefix(outdir: str) -> int:
@@ -41,6 +69,7 @@ def next_prefix(outdir: str) -> str:
             except (FileNotFoundError, ValueError):
                 stored = 0
             value = max(stored, _largest_prefix(outdir) + 1, 1)
+            _remove_stale_temporaries(outdir)
             tmp = f"{counter}.{os.getpid()}.tmp"
             with open(tmp, "w", encoding="ascii") as f:
                 f.write(f"{value + 1}\n")

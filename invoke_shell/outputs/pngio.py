@@ -36,6 +36,8 @@ def read_text_chunks(path: str) -> dict[str, str]:
     """The text chunks of a PNG (tEXt, zTXt, iTXt) as strings; ImageError when it is not a readable PNG."""
     if os.path.isdir(path):
         raise ImageError(f"{path} is a folder, not an image")
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO or a device would block or never end
+        raise ImageError(f"{path} is not a regular file")
     try:
         with Image.open(path) as im:
             if im.format != "PNG":
@@ -46,5 +48,7 @@ def read_text_chunks(path: str) -> dict[str, str]:
         raise ImageError(f"no such file: {path}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path} is not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:  # Pillow's limit on pixels, kept
+        raise ImageError(f"{path} is too large to open safely ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"cannot read {path}: {exc}") from None

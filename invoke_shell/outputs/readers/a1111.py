@@ -8,10 +8,11 @@ import re
 
 from ...errors import ParseError
 from ...request import GenerationRequest
-from .common import Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets
+from .common import MAX_TEXT_CHARS, Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets
 
-# A1111's own regex (modules/infotext_utils.py): `Key: value` or `Key: "json string"`
-_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# A1111's own regex (modules/infotext_utils.py): `Key: value` or `Key: "json string"`, with keys of at most
+# 80 characters: unbounded, a long line without a colon takes quadratic time (a 64 kB line: 45 s)
+_PARAM = re.compile(r'\s*(\w[\w \-/]{1,79}):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _EXTRA_NETWORK = re.compile(r"<(lora|lyco|hypernet):([^>]{1,200})>")
 
 TO_OURS = {"Euler a": "k_euler_a", "Euler": "k_euler", "LMS": "k_lms", "Heun": "k_heun", "DPM2": "k_dpm_2",
@@ -24,6 +25,8 @@ _SAME_AS_OURS = {("Clip skip", "1"), ("RNG", "CPU"), ("Schedule type", "Automati
 
 def from_parameters(text: str) -> tuple[str, list[str], bool]:
     """(command, notes, True) from an AUTOMATIC1111 `parameters` chunk."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise ParseError(f"the parameters text has {len(text)} characters; at most {MAX_TEXT_CHARS} are read")
     lines = text.replace("\r\n", "\n").split("\n")
     params: dict[str, str] = {}
     found_params = _PARAM.findall(lines[-1])

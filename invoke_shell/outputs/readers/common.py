@@ -17,6 +17,7 @@ MAX_JSON_CHARS = 4_000_000   # Pillow already caps one text chunk; this bounds w
 MAX_TEXT_CHARS = 20_000      # any single string we read (prompts are checked again against 2000)
 NOTE_CHARS = 60              # a value in the not-carried-over line is cut here
 NOTES_LINE_CHARS = 600
+KEY_CHARS = 80               # a note's key (which may come from the file) is cut here
 
 _NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 _INT = re.compile(r"\s*[+-]?\d{1,30}\s*")
@@ -44,6 +45,8 @@ class Found:
     notes: list[str] = field(default_factory=list)
 
     def note(self, key: str, value: object = None) -> None:
+        key = printable(str(key))  # keys can come from the file too (A1111 keys, ComfyUI node types)
+        key = key if len(key) <= KEY_CHARS else key[: KEY_CHARS - 1] + "…"
         self.notes.append(key if value is None else f"{key}: {clip(value)}")
 
     def set_seed(self, value: object, what: str) -> None:
@@ -59,6 +62,12 @@ def short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def printable(text: str) -> str:
+    """`text` with the characters that would end a line or drive the terminal (controls, escape sequences,
+    lone surrogates, U+2028/9) replaced by spaces."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") else c for c in text)
+
+
 def clip(value: object) -> str:
     """A value as one short printable line, for the notes."""
     if not isinstance(value, str):
@@ -66,8 +75,7 @@ def clip(value: object) -> str:
             value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError, RecursionError):
             value = repr(value)
-    text = " ".join("".join(" " if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") else c
-                            for c in value[: NOTE_CHARS * 4]).split())
+    text = " ".join(printable(value[: NOTE_CHARS * 4]).split())
     return text if len(text) <= NOTE_CHARS else text[: NOTE_CHARS - 1] + "…"
 
 
@@ -75,7 +83,7 @@ def notes_line(notes: list[str] | tuple[str, ...]) -> str:
     """The one line that lists what was not carried over ("" when nothing was left out)."""
     if not notes:
         return ""
-    line = "not carried over: " + ", ".join(notes)
+    line = printable("not carried over: " + ", ".join(notes))
     if len(line) > NOTES_LINE_CHARS:
         line = line[: NOTES_LINE_CHARS - 1] + "…"
     return line

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import replace
 
 from ...errors import ParseError
 from ...request import parse, quote_prompt, split_prompt, to_command
 from ...switches import BY_SPELLING, SAMPLERS, UNSUPPORTED
-from .common import (Found, as_float, as_int, as_text, command_of, load_json_object, map_sampler,
-                     plain_brackets)
+from .common import (MAX_TEXT_CHARS, Found, as_float, as_int, as_text, clip, command_of, load_json_object,
+                     map_sampler, plain_brackets)
 
 # ` # model_id=stable-diffusion-1.5` (and a grid's ` # [seed, ...]`) end InvokeAI 2.x Dream lines
 _TRAILER = re.compile(r"\s#\s*(?:model_id=|\[)[^\"']*$")
+TRAILER_CHARS = 1000  # the trailer is looked for in the last this many characters (a grid's 64 seeds fit): over
+# the whole line the search takes quadratic time
 _MODEL_ID = re.compile(r"model_id=([^\s#]+)")
 _LOOKS_LIKE_SWITCH = re.compile(r"--?[A-Za-z]")
 _SHORT = sorted((s for s in list(BY_SPELLING) + list(UNSUPPORTED) if not s.startswith("--")), key=len, reverse=True)
@@ -28,21 +31,31 @@ INVOKEAI3_SAMPLERS = {"ddim": "ddim", "pndm": "plms", "lms": "k_lms", "euler": "
 def from_dream(line: str) -> tuple[str, list[str], bool]:
     """(command, notes, foreign) from a Dream line. Our parser decides; an InvokeAI 2.x line (unquoted
     prompt, ` # model_id=` trailer, switches we lack) is read leniently: those switches become notes."""
+    if len(line) > MAX_TEXT_CHARS:
+        raise ParseError(f"the Dream command has {len(line)} characters; at most {MAX_TEXT_CHARS} are read")
     notes: list[str] = []
-    trailer = _TRAILER.search(line)
+    trailer = _TRAILER.search(line, max(0, len(line) - TRAILER_CHARS))
     if trailer:
         model = _MODEL_ID.search(trailer.group())
         if model:
-            notes.append(f"model: {model.group(1)[:60]}")
+            notes.append(f"model: {clip(model.group(1))}")
         line = line[: trailer.start()]
     try:
-        return to_command(parse(line)), notes, bool(notes)
+        return _without_outdir(parse(line), notes), notes, bool(notes)
     except ParseError as exc:
         first = exc
     try:
         return _lenient(line, notes), notes, True
     except ParseError:
         raise first from None
+
+
+def _without_outdir(request, notes: list[str]) -> str:
+    """The canonical command, less any -o/--outdir: a file never chooses where images are written."""
+    if request.outdir is not None:
+        notes.append(f"-o {clip(request.outdir)} (output folders are not taken from files)")
+        request = replace(request, outdir=None)
+    return to_command(request)
 
 
 def _switch_of(token: str) -> tuple[str, bool]:
@@ -74,15 +87,15 @@ def _lenient(line: str, notes: list[str]) -> str:
     for group in groups:
         spelling, supported = _switch_of(group[0])
         if not supported:
-            notes.append(" ".join(group)[:60])
+            notes.append(clip(" ".join(group)))
             continue
         if BY_SPELLING[spelling].dest == "sampler":
             value = group[0][len(spelling):].lstrip("=") or (group[1] if len(group) > 1 else "")
             if value.lower() not in SAMPLERS:
-                notes.append(f"{spelling} {value[:40]} (no such sampler here)")
+                notes.append(f"{spelling} {clip(value[:40])} (no such sampler here)")
                 continue
         kept.extend(group)
-    return to_command(parse(" ".join([quote_prompt(prompt)] + [shlex.quote(t) for t in kept])))
+    return _without_outdir(parse(" ".join([quote_prompt(prompt)] + [shlex.quote(t) for t in kept])), notes)
 
 
 def from_sd_metadata(text: str) -> tuple[str, list[str], bool]:
