@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                                max_loaded=args.max_loaded_models, offload=args.free_gpu_mem)
         shell = Shell(manager, defaults=defaults, outdir=args.outdir, model=args.model, log_path=log_path)
         source = args.from_file if args.from_file is not None else (None if sys.stdin.isatty() else "-")
+        from . import batch
+        if batch.launched():  # started by `accelerate launch`: this process runs its share of the file
+            return batch.run(shell, source, args)
         if source is None:
             interact(shell, history_path=os.path.join(args.outdir, ".invoke_history"),
                      history_limit=args.history_size, vi_mode=args.edit_mode == "vi")

@@ -110,7 +110,8 @@ class Shell:
 
     # ---- the loop ----
     def run(self, lines: Iterable[str], source: str | None = None) -> Tally:
-        """Run command lines, echoing each as `# source:line  command` when they come from a file."""
+        """Run command lines, echoing each as `# source:line  command` when they come from a file. A `q` line
+        ends the lines (the file), not the session."""
         tally = Tally()
         for number, raw in enumerate(lines, 1):
             line = raw.strip()
@@ -118,7 +119,10 @@ class Shell:
                 continue
             if source is not None:
                 self.say(f"# {source}:{number}  {line}")
-            ok = self.execute(line)
+            try:
+                ok = self.execute(line)
+            except Quit:
+                break
             tally.ran += 1
             tally.failed += not ok
         return tally

@@ -155,6 +155,15 @@ def test_replay_runs_a_file_through_the_same_loop(shell, tmp_path):
     assert len(images(shell.outdir)) == 2
 
 
+def test_q_in_a_file_ends_the_file_not_the_session(shell, tmp_path):
+    cmds = tmp_path / "cmds.txt"
+    cmds.write_text('"fire" -s 2 -S 1\nq\n"fire" -s 2 -S 2\n')
+    assert shell.execute(f"!replay {cmds}") is True
+    assert shell.said[-1] == f"replayed {cmds}: 1 ran, 0 failed"
+    assert len(images(shell.outdir)) == 1
+    assert shell.execute('"fire" -s 2 -S 3')  # the session goes on
+
+
 def test_help_lists_every_switch_and_command(shell):
     from invoke_shell.commands import unique_commands
     from invoke_shell.switches import SWITCHES
