@@ -4,13 +4,16 @@
    alternating, median of N.
 2. A cached `!switch` (the model waits in RAM) beside an uncached one (read from disk), on two tiny
    models built for the run, alternating, median of N.
+3. The same at full size: switching from the built-in demo model to the SD 1.5 architecture with random
+   weights (about 4 GB), cached beside uncached, alternating, median of --full-runs. diffusers reads
+   safetensors through a memory map, so part of an uncached load is paid by the first generation; each
+   full-size switch is therefore timed twice: the switch alone, and the switch plus a 1-step 64 px image.
 
-    .venv/bin/python bench/startup_and_switch.py [--runs 7]
+    .venv/bin/python bench/startup_and_switch.py [--runs 7] [--full-runs 5] [--no-full] [--threads 2]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import pty
 import select
@@ -20,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _common as c
 
 
 def time_to_prompt(workdir: str) -> float:
@@ -73,10 +78,36 @@ def switch_times(runs: int, root: Path) -> tuple[list[float], list[float]]:
     return hits, misses
 
 
+def full_switch_times(runs: int) -> dict[str, list[float]]:
+    """Switch demo -> sd15 on a manager that keeps both (cached) and on one that keeps one (uncached)."""
+    c.sd15_folder()
+    cached = c.manager(c.demo_entry(), c.sd15_entry(), max_loaded=2)
+    uncached = c.manager(c.demo_entry(), c.sd15_entry(), max_loaded=1)
+    req = c.request("a red star", 1, 64, 7)
+    out: dict[str, list[float]] = {k: [] for k in ("cached", "uncached", "cached+image", "uncached+image")}
+    for manager in (cached, uncached):  # warm-up: imports, page cache
+        manager.activate("sd15")
+        c.engine_generate(manager.active, req)
+    for i in range(runs):
+        pairs = ((cached, "cached"), (uncached, "uncached"))
+        for manager, key in pairs if i % 2 == 0 else pairs[::-1]:
+            manager.activate("demo")
+            start = time.perf_counter()
+            model = manager.activate("sd15")
+            out[key].append(time.perf_counter() - start)
+            c.engine_generate(model, req)
+            out[key + "+image"].append(time.perf_counter() - start)
+    assert cached.disk_loads == 2, "cached switches must read nothing from disk"
+    return out
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = c.parser(__doc__)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--full-runs", type=int, default=5, help="alternating full-size switches (default 5)")
+    parser.add_argument("--no-full", action="store_true", help="skip the full-size model")
     args = parser.parse_args()
+    c.setup(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         time_to_prompt(tmp), time_import_diffusers()  # warm-up
         prompt, imports = [], []
@@ -90,7 +121,15 @@ def main() -> None:
     print(f"python -c 'import diffusers' median {d:.3f} s  (runs: {', '.join(f'{x:.2f}' for x in imports)})")
     print(f"cached switch (tiny model)   median {h * 1000:.2f} ms")
     print(f"uncached switch (tiny model) median {m * 1000:.2f} ms")
-    print(f"summary: prompt/import-diffusers = {p / d:.3f}; cached/uncached switch = {h / m:.4f}")
+    summary = f"summary: prompt/import-diffusers = {p / d:.3f}; cached/uncached switch = {h / m:.4f} (tiny)"
+    if not args.no_full:
+        full = {k: statistics.median(v) for k, v in full_switch_times(args.full_runs).items()}
+        for key in ("cached", "uncached"):
+            print(f"{key + ' switch (SD 1.5 size)':30} median {full[key]:.3f} s; with a 1-step 64 px image "
+                  f"{full[key + '+image']:.3f} s")
+        summary += (f", {full['cached'] / full['uncached']:.4f} (SD 1.5 size; with the first image "
+                    f"{full['cached+image'] / full['uncached+image']:.3f})")
+    print(summary)
 
 
 if __name__ == "__main__":

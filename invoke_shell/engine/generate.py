@@ -172,7 +172,8 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
     # (N, 4, H/f, W/f), float32 on the CPU whatever the device and precision
     noise = torch.stack([variation_noise(j.request.seed, j.request.with_variations or (), shape) for j in jobs])
     generators = [torch.Generator(NOISE_DEVICE).manual_seed(j.request.seed) for j in jobs]
-    positive, negative = conditioning(model, req.positive_prompt, req.negative_prompt)
+    # without guidance (-C 1) diffusers never reads the negative embeddings: don't compute them
+    positive, negative = conditioning(model, req.positive_prompt, req.negative_prompt if req.cfg_scale > 1 else None)
     common = dict(prompt_embeds=positive, negative_prompt_embeds=negative,
                   num_inference_steps=job.schedule.steps, guidance_scale=req.cfg_scale, generator=generators,
                   num_images_per_prompt=len(jobs))
@@ -199,7 +200,8 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
                            height=job.height, width=job.width, **common)
         elif job.init_image is not None:
             with _supplied_noise(pipe, noise):
-                out = pipe(image=job.init_image, strength=req.strength, **common)
+                out = pipe(image=init_latents(pipe, job.init_image, generators, positive.dtype),
+                           strength=req.strength, **common)
         else:
             out = pipe(height=job.height, width=job.width, latents=noise.to(pipe.unet.device, pipe.unet.dtype),
                        **common)
@@ -207,6 +209,16 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
     if job.mask is not None:
         images = [paste_back(pipe, job, image) for image in images]
     return images
+
+
+def init_latents(pipe, image: Image.Image, generators, dtype):
+    """The init image encoded once, sampled with each image's generator: (N, 4, H/f, W/f), scaled. diffusers
+    would encode it once per image of the batch; this consumes each generator as diffusers does."""
+    import torch
+
+    pixels = pipe.image_processor.preprocess(image).to(pipe._execution_device, dtype)  # (1, 3, H, W)
+    posterior = pipe.vae.encode(pixels).latent_dist
+    return pipe.vae.config.scaling_factor * torch.cat([posterior.sample(generator=g) for g in generators])
 
 
 def pipeline_for(job: Job, model):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..errors import ParseError
 
@@ -22,14 +23,34 @@ def _compel(model):
     return compel
 
 
-def conditioning(model, positive: str, negative: str):
-    """(prompt_embeds, negative_prompt_embeds), each (1, 77, hidden), for the pipelines' `prompt_embeds`."""
+@lru_cache(maxsize=1)
+def _parser():
+    from compel.prompt_parser import PromptParser
+
+    return PromptParser()
+
+
+@lru_cache(maxsize=256)
+def _parse(text: str):
+    """compel's parse of a prompt. compel builds its pyparsing grammar on every call (~20-40 ms); one parser,
+    and the prompts seen lately remembered, make it free for the same prompt again."""
+    return _parser().parse_conjunction(text)
+
+
+def _embed(compel, text: str):
+    conditioning, _options = compel.build_conditioning_tensor_for_conjunction(_parse(text))
+    return conditioning
+
+
+def conditioning(model, positive: str, negative: str | None):
+    """(prompt_embeds, negative_prompt_embeds), each (1, 77, hidden), for the pipelines' `prompt_embeds`;
+    the negative is None when `negative` is (no guidance needs none)."""
     import torch
 
     compel = _compel(model)
     try:
         with torch.inference_mode():
-            return compel(positive), compel(negative)
+            return _embed(compel, positive), None if negative is None else _embed(compel, negative)
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
     except Exception as exc:  # pyparsing errors
@@ -48,9 +69,8 @@ def tokenization(model, text: str) -> Tokenization:
     """How the text encoder sees `text` (weighting syntax removed): the tokens kept and those past 75."""
     from compel.prompt_parser import Blend, FlattenedPrompt
 
-    compel = _compel(model)
     try:
-        conjunction = compel.parse_prompt_string(text)
+        conjunction = _parse(text)
     except Exception as exc:
         raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
     words = []

@@ -54,12 +54,33 @@ def pick_device(requested: str) -> str:
     return "cpu"
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether the CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere torch emulates it."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # torch without these probes: read the flags
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+        except OSError:
+            return False
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def pick_dtype(requested: str, device: str):
-    """`auto`: float16 on CUDA, float32 elsewhere."""
+    """`auto`: float16 on CUDA; on the CPU bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX),
+    else float32 (emulated bfloat16 ran ~9x slower than float32 on an AVX2 CPU: bench/precision.py);
+    float32 on MPS."""
     import torch
 
     if requested == "auto":
-        return torch.float16 if device == "cuda" else torch.float32
+        if device == "cuda":
+            return torch.float16
+        if device == "cpu" and cpu_has_native_bf16():
+            return torch.bfloat16
+        return torch.float32
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[requested]
 
 
@@ -111,17 +132,49 @@ class LoadedModel:
         return max(8, self.vae_scale_factor)
 
     def content_hash(self) -> str:
-        """sha256 over the model's files in sorted order (computed once, on first use)."""
+        """sha256 over the model's files in sorted order. Computed once for a given set of files and
+        remembered in the cache directory under their paths, sizes and modification times (hashing a 4 GB
+        model takes seconds, as InvokeAI 2.3 knew when it kept a .sha256 beside each checkpoint)."""
         if self._hash is None:
-            digest = hashlib.sha256()
             files = [self.folder] if self.folder.is_file() else sorted(p for p in self.folder.rglob("*") if p.is_file())
-            for file in files:
-                digest.update(str(file.relative_to(self.folder) if file != self.folder else file.name).encode())
-                with open(file, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(block)
-            self._hash = digest.hexdigest()
+            remembered = _hash_record(files)
+            try:
+                known = remembered.read_text(encoding="ascii").strip()
+            except (OSError, UnicodeDecodeError):
+                known = ""
+            if len(known) == 64 and all(ch in "0123456789abcdef" for ch in known):
+                self._hash = known
+            else:
+                digest = hashlib.sha256()
+                for file in files:
+                    digest.update(str(file.relative_to(self.folder) if file != self.folder else file.name).encode())
+                    with open(file, "rb") as f:
+                        for block in iter(lambda: f.read(1 << 20), b""):
+                            digest.update(block)
+                self._hash = digest.hexdigest()
+                _remember(remembered, self._hash)
         return self._hash
+
+
+def _hash_record(files: list[Path]) -> Path:
+    """Where the hash of exactly these files, as they are now, is remembered."""
+    from .builtin import cache_dir
+
+    key = hashlib.sha256()
+    for file in files:
+        st = file.stat()
+        key.update(f"{file.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return cache_dir() / "model-hashes" / key.hexdigest()
+
+
+def _remember(path: Path, value: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(value + "\n", encoding="ascii")
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache only costs the next session the hashing again
+        log.info("could not remember the model hash in %s", path.parent, exc_info=True)
 
 
 class ModelManager:
