@@ -1,10 +1,11 @@
 """Precision on the CPU: bfloat16 beside float32. The built-in demo model through the shell's engine (64 px,
 20 steps: time and the pixel difference of the two images), and one forward pass of the full-size SD 1.5
-UNet (random weights, 256 px: batch 2 x 4 x 32 x 32), alternating, median of N. Also says whether this CPU
+UNet (random weights, at 128 px by default: batch 2 x 4 x 16 x 16; emulated bfloat16 takes about a minute
+for it, and four times that at 256 px), alternating, median of N. Also says whether this CPU
 computes bfloat16 natively (AVX512-BF16 or AMX; elsewhere torch emulates it) and what `--precision auto`
 picks here.
 
-    .venv/bin/python bench/precision.py [--runs 5] [--full-runs 3] [--no-full]
+    .venv/bin/python bench/precision.py [--runs 5] [--full-runs 3] [--full-px 128] [--no-full]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def demo(runs: int) -> dict:
                 diff=c.pixel_diff(images["bfloat16"], images["float32"]))
 
 
-def unet(runs: int) -> dict:
+def unet(runs: int, px: int) -> dict:
     import torch
     from diffusers import UNet2DConditionModel
 
@@ -39,19 +40,21 @@ def unet(runs: int) -> dict:
     models = {"float32": UNet2DConditionModel.from_pretrained(folder, dtype=torch.float32),
               "bfloat16": UNet2DConditionModel.from_pretrained(folder, dtype=torch.bfloat16)}
     g = torch.Generator().manual_seed(0)
-    sample = torch.randn(2, 4, 32, 32, generator=g)  # 256 px, cond + uncond
+    sample = torch.randn(2, 4, px // 8, px // 8, generator=g)  # cond + uncond
     context = torch.randn(2, 77, 768, generator=g)
     outputs = {}
 
-    def run(precision):
+    def run(precision, x=sample):
         dtype = getattr(torch, precision)
 
         def go():
             with torch.inference_mode():
-                outputs[precision] = models[precision](sample.to(dtype), 500, context.to(dtype)).sample.float()
+                outputs[precision] = models[precision](x.to(dtype), 500, context.to(dtype)).sample.float()
         return go
 
-    times = c.alternate({p: run(p) for p in models}, runs)
+    for precision in models:  # warm-up on a small latent: a full-size emulated pass takes minutes
+        run(precision, sample[:, :, :8, :8])()
+    times = c.alternate({p: run(p) for p in models}, runs, warmup=0)
     a, b = outputs["bfloat16"], outputs["float32"]
     return dict(times=times, ratio=c.paired_ratio(times["bfloat16"], times["float32"]),
                 rel=float((a - b).norm() / b.norm()))
@@ -61,6 +64,7 @@ def main() -> None:
     parser = c.parser(__doc__)
     parser.add_argument("--runs", type=int, default=5, help="alternating runs, built-in model (default 5)")
     parser.add_argument("--full-runs", type=int, default=3, help="alternating UNet passes at full size (default 3)")
+    parser.add_argument("--full-px", type=int, default=128, help="image size of the UNet pass (default 128)")
     parser.add_argument("--no-full", action="store_true", help="skip the full-size UNet")
     args = parser.parse_args()
     c.setup(args.threads)
@@ -81,9 +85,9 @@ def main() -> None:
     parts.append(f"demo {r['ratio']:.2f}")
     pixels = f"pixel difference (demo) max {r['diff'][0]} mean {r['diff'][1]:.2f}"
     if not args.no_full:
-        u = unet(args.full_runs)
+        u = unet(args.full_runs, args.full_px)
         f32, b16 = statistics.median(u["times"]["float32"]), statistics.median(u["times"]["bfloat16"])
-        print(f"SD 1.5 UNet, one pass at 256 px: float32 median {f32:.2f} s, bfloat16 median {b16:.2f} s, "
+        print(f"SD 1.5 UNet, one pass at {args.full_px} px: float32 median {f32:.2f} s, bfloat16 median {b16:.2f} s, "
               f"median ratio bf16/fp32 {u['ratio']:.2f}; output relative difference {u['rel']:.4f}")
         print(f"  float32 runs:  {c.runs_text(u['times']['float32'])}")
         print(f"  bfloat16 runs: {c.runs_text(u['times']['bfloat16'])}")

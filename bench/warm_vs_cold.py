@@ -92,8 +92,8 @@ def main() -> None:
                   f"median ratio {r['ratio']:.3f}; {same}")
             print(f"  warm runs: {c.runs_text(r['times']['warm'])}")
             print(f"  cold runs: {c.runs_text(r['times']['cold'])}")
-            print(f"  (in the shell: model load {r['load']:.2f} s, first command {r['first']:.2f} s, "
-                  f"which includes hashing the model's files once for the PNG metadata)")
+            print(f"  (in the shell: model load {r['load']:.2f} s, first command {r['first']:.2f} s: it pages the "
+                  f"weights in and, the first time these files are seen, hashes them for the PNG metadata)")
             ratios.append(f"{label} {r['ratio']:.3f}")
     print("summary: warm/cold median ratio " + ", ".join(ratios))
 
