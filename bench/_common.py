@@ -31,6 +31,26 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
+def workload_parser(doc: str, runs: int, full_runs: int, full_what: str = "runs") -> argparse.ArgumentParser:
+    """`parser` plus the two workloads' options: --runs (built-in model), --full-runs and --no-full."""
+    p = parser(doc)
+    p.add_argument("--runs", type=int, default=runs, help=f"alternating runs, built-in model (default {runs})")
+    p.add_argument("--full-runs", type=int, default=full_runs,
+                   help=f"alternating {full_what} at full size (default {full_runs})")
+    p.add_argument("--no-full", action="store_true", help="skip the full-size model")
+    return p
+
+
+def workloads(args) -> list[tuple]:
+    """(entry, size, steps, runs, label): the built-in model at 64 px, 20 steps; unless --no-full, the SD 1.5
+    size model (built into the cache on first use) at 256 px, 1 step."""
+    chosen = [(demo_entry(), 64, 20, args.runs, "demo 64 px 20 steps")]
+    if not args.no_full:
+        sd15_folder()
+        chosen.append((sd15_entry(), 256, 1, args.full_runs, "SD 1.5 size 256 px 1 step"))
+    return chosen
+
+
 def setup(threads: int | None) -> None:
     """Set torch's threads (None: torch's default) and import diffusers as the shell does (offline, quiet)."""
     import torch

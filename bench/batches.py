@@ -47,20 +47,12 @@ def measure(entry, size: int, steps: int, runs: int, tmp: Path) -> dict:
 
 
 def main() -> None:
-    parser = c.parser(__doc__)
-    parser.add_argument("--runs", type=int, default=5, help="alternating runs, built-in model (default 5)")
-    parser.add_argument("--full-runs", type=int, default=2, help="alternating runs at full size (default 2)")
-    parser.add_argument("--no-full", action="store_true", help="skip the full-size model")
-    args = parser.parse_args()
+    args = c.workload_parser(__doc__, runs=5, full_runs=2).parse_args()
     c.setup(args.threads)
     print(c.machine())
-    workloads = [(c.demo_entry(), 64, 20, args.runs, "demo 64 px 20 steps")]
-    if not args.no_full:
-        c.sd15_folder()
-        workloads.append((c.sd15_entry(), 256, 1, args.full_runs, "SD 1.5 size 256 px 1 step"))
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
-        for entry, size, steps, runs, label in workloads:
+        for entry, size, steps, runs, label in c.workloads(args):
             r = measure(entry, size, steps, runs, Path(tmp))
             b, s = statistics.median(r["times"]["batched"]), statistics.median(r["times"]["singles"])
             print(f"{label}: -n {IMAGES} median {b:.3f} s, {IMAGES} single commands median {s:.3f} s, "

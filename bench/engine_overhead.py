@@ -84,11 +84,8 @@ def report(label: str, result: dict, unit: float, unit_name: str) -> None:
 
 
 def main() -> None:
-    parser = c.parser(__doc__)
-    parser.add_argument("--runs", type=int, default=15, help="alternating runs per built-in workload (default 15)")
-    parser.add_argument("--full-runs", type=int, default=10, help="alternating runs at full size (default 10)")
+    parser = c.workload_parser(__doc__, runs=15, full_runs=10)
     parser.add_argument("--full-steps", type=int, default=1, help="steps at full size (default 1)")
-    parser.add_argument("--no-full", action="store_true", help="skip the full-size model")
     args = parser.parse_args()
     c.setup(args.threads)
     print(c.machine())

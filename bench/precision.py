@@ -61,11 +61,8 @@ def unet(runs: int, px: int) -> dict:
 
 
 def main() -> None:
-    parser = c.parser(__doc__)
-    parser.add_argument("--runs", type=int, default=5, help="alternating runs, built-in model (default 5)")
-    parser.add_argument("--full-runs", type=int, default=3, help="alternating UNet passes at full size (default 3)")
+    parser = c.workload_parser(__doc__, runs=5, full_runs=3, full_what="UNet passes")
     parser.add_argument("--full-px", type=int, default=128, help="image size of the UNet pass (default 128)")
-    parser.add_argument("--no-full", action="store_true", help="skip the full-size UNet")
     args = parser.parse_args()
     c.setup(args.threads)
     from invoke_shell.models.manager import cpu_has_native_bf16, pick_dtype

@@ -102,11 +102,7 @@ def full_switch_times(runs: int) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    parser = c.parser(__doc__)
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--full-runs", type=int, default=5, help="alternating full-size switches (default 5)")
-    parser.add_argument("--no-full", action="store_true", help="skip the full-size model")
-    args = parser.parse_args()
+    args = c.workload_parser(__doc__, runs=7, full_runs=5, full_what="switches").parse_args()
     c.setup(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         time_to_prompt(tmp), time_import_diffusers()  # warm-up

@@ -71,20 +71,12 @@ def measure(entry, size: int, steps: int, runs: int, threads: int, tmp: Path) ->
 
 
 def main() -> None:
-    parser = c.parser(__doc__)
-    parser.add_argument("--runs", type=int, default=7, help="alternating runs, built-in model (default 7)")
-    parser.add_argument("--full-runs", type=int, default=3, help="alternating runs at full size (default 3)")
-    parser.add_argument("--no-full", action="store_true", help="skip the full-size model")
-    args = parser.parse_args()
+    args = c.workload_parser(__doc__, runs=7, full_runs=3).parse_args()
     c.setup(args.threads)
     print(c.machine())
-    workloads = [(c.demo_entry(), 64, 20, args.runs, "demo 64 px 20 steps")]
-    if not args.no_full:
-        c.sd15_folder()
-        workloads.append((c.sd15_entry(), 256, 1, args.full_runs, "SD 1.5 size 256 px 1 step"))
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
-        for entry, size, steps, runs, label in workloads:
+        for entry, size, steps, runs, label in c.workloads(args):
             r = measure(entry, size, steps, runs, args.threads, Path(tmp))
             w, k = statistics.median(r["times"]["warm"]), statistics.median(r["times"]["cold"])
             same = "same pixels" if r["diff"][0] == 0 else f"pixels differ: max {r['diff'][0]}"
