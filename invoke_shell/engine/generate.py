@@ -61,8 +61,8 @@ def prepare(request: GenerationRequest, model) -> Job:
 
 
 def _mask(request: GenerationRequest, image: Image.Image | None) -> tuple[Mask | None, tuple[str, ...], tuple[str, ...]]:
-    """The inpainting mask of a request, at the init image's size: -M's file, else the init image's
-    transparency; with the notes and warnings to show."""
+    """The inpainting mask of a request: -M's file (the init image's size unless --fit), else the init
+    image's transparency; with the notes and warnings to show."""
     if image is None:
         return None, (), ()
     if request.init_mask is not None:
@@ -71,7 +71,7 @@ def _mask(request: GenerationRequest, image: Image.Image | None) -> tuple[Mask |
             raise ImageError(f"{masks.MASK_SWITCH}: the mask is {mask.image.width}x{mask.image.height} but the "
                              f"init image is {image.width}x{image.height}; give a mask of the same size, or "
                              "--fit to fit both into -W x -H")
-        return mask.sized(image.size), (), ()
+        return mask, (), ()  # sized once, to the working size, by prepare
     alpha = masks.from_alpha(image)
     if alpha is None:
         if request.invert_mask:

@@ -23,12 +23,12 @@ _TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp$")  # `.<name>.<pid>.tmp`: pngio's a
 STALE_SECONDS = 600  # a partial file this old whose process is gone here is left over from a crash
 
 
-def _remove_stale_temporaries(outdir: str) -> None:
+def _remove_stale_temporaries(outdir: str, names: list[str]) -> None:
     """Delete the partial files of shells killed while writing: old, and of a process that no longer runs
     (the age guards a shell on another machine or in another container, whose pid means nothing here)."""
     if os.name != "posix":
         return
-    for name in os.listdir(outdir):
+    for name in names:
         match = _TEMPORARY.match(name)
         if not match:
             continue
@@ -46,9 +46,9 @@ def _remove_stale_temporaries(outdir: str) -> None:
             pass
 
 
-def _largest_prefix(outdir: str) -> int:
+def _largest_prefix(names: list[str]) -> int:
     largest = 0
-    for name in os.listdir(outdir):
+    for name in names:
         match = _PREFIXED.match(name)
         if match:
             largest = max(largest, int(match.group(1)))
@@ -68,8 +68,9 @@ def next_prefix(outdir: str) -> str:
                     stored = int(f.read().strip() or 0)
             except (FileNotFoundError, ValueError):
                 stored = 0
-            value = max(stored, _largest_prefix(outdir) + 1, 1)
-            _remove_stale_temporaries(outdir)
+            names = os.listdir(outdir)  # one listing serves both
+            value = max(stored, _largest_prefix(names) + 1, 1)
+            _remove_stale_temporaries(outdir, names)
             tmp = f"{counter}.{os.getpid()}.tmp"
             with open(tmp, "w", encoding="ascii") as f:
                 f.write(f"{value + 1}\n")
