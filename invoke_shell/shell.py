@@ -40,6 +40,7 @@ class Output:
 class Tally:
     ran: int = 0
     failed: int = 0
+    images: int = 0
 
 
 class Shell:
@@ -112,19 +113,25 @@ class Shell:
     def run(self, lines: Iterable[str], source: str | None = None) -> Tally:
         """Run command lines, echoing each as `# source:line  command` when they come from a file. A `q` line
         ends the lines (the file), not the session."""
+        return self.run_numbered(enumerate(lines, 1), source)
+
+    def run_numbered(self, lines: Iterable[tuple[int, str]], source: str | None = None) -> Tally:
+        """`run` for (line number, line) pairs: a part of a file, echoed with the file's own numbers."""
         tally = Tally()
-        for number, raw in enumerate(lines, 1):
+        for number, raw in lines:
             line = raw.strip()
             if not line or line.startswith(("#", "//")):
                 continue
             if source is not None:
                 self.say(f"# {source}:{number}  {line}")
+            made = len(self.seeds)
             try:
                 ok = self.execute(line)
             except Quit:
                 break
             tally.ran += 1
             tally.failed += not ok
+            tally.images += len(self.seeds) - made
         return tally
 
     def execute(self, line: str) -> bool:

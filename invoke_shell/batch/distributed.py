@@ -38,7 +38,6 @@ class Share:
     failed: int
     images: int
     seconds: float
-    stopped: str | None = None  # why it stopped before the end of its share, if it did
 
 
 def _flag(name: str) -> bool:
@@ -94,35 +93,23 @@ def _enter(shell, run: Run, launch_model: str) -> None:
 
 def _work(shell, plan_: Plan, mine: tuple[int, ...], source: str, process: int, device: str,
           launch_model: str) -> Share:
-    from ..shell import Quit
-
     ran = failed = images = 0
-    stopped = None
     start = time.perf_counter()
-    try:
-        for index in mine:
-            run = plan_.runs[index]
-            _enter(shell, run, launch_model)
-            for line in run.lines:
-                shell.say(f"# {source}:{line.number}  {line.text}")
-                made = len(shell.seeds)
-                ok = shell.execute(line.text)
-                ran += 1
-                failed += not ok
-                images += len(shell.seeds) - made
-    except Quit:  # only from a file that !replay ran: the file's own q lines were cut off by the plan
-        stopped = "a replayed file quit"
-    return Share(process, device, len(mine), ran, failed, images, time.perf_counter() - start, stopped)
+    for index in mine:
+        run = plan_.runs[index]
+        _enter(shell, run, launch_model)
+        tally = shell.run_numbered(((line.number, line.text) for line in run.lines), source)
+        ran, failed, images = ran + tally.ran, failed + tally.failed, images + tally.images
+    return Share(process, device, len(mine), ran, failed, images, time.perf_counter() - start)
 
 
 def summary(plan_: Plan, shares: list[Share], source: str, seconds: float) -> list[str]:
     """The lines the main process prints at the end."""
     lines = [f"batch {source}: {plan_.describe()}"]
     for s in shares:
-        stopped = f", stopped: {s.stopped}" if s.stopped else ""
         runs = f"{s.runs} run{'s' * (s.runs != 1)}"
         lines.append(f"  process {s.process} ({s.device}): {runs}, {s.ran} ran, {s.failed} failed, "
-                     f"{s.images} images, {s.seconds:.1f} s{stopped}")
+                     f"{s.images} images, {s.seconds:.1f} s")
     if plan_.stop is not None:
         lines.append(f"  line {plan_.stop.number} ({plan_.stop.text}) ends the file; the lines after it were not run")
     if plan_.unseeded:
