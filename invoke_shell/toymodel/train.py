@@ -1,6 +1,6 @@
 """Train the built-in demonstration model from scratch on a CPU and save it as a diffusers folder.
 
-    python -m invoke_shell.toymodel.train --out DIR            # about 50 min on 2 cores
+    python -m invoke_shell.toymodel.train --out DIR            # about 55 min on an idle 2-core CPU
     python -m invoke_shell.toymodel.train --out DIR --smoke    # a few steps of each stage, seconds
 
 Stages: procedural data -> tokenizer -> VAE (L1+MSE+KL, fp32) -> cached latents ->
