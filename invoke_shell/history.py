@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 from prompt_toolkit.history import FileHistory
+
+from .atomic import write_atomic
 
 DEFAULT_LIMIT = 1000
 
@@ -93,11 +94,5 @@ class ShellHistory(FileHistory):
         self._loaded = True
 
     def _rewrite(self, oldest_first: list[str]) -> None:
-        folder = os.path.dirname(os.path.abspath(self.filename))
-        fd, tmp = tempfile.mkstemp(prefix=".invoke_history.", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for entry in oldest_first:
-                f.write("\n#\n" + "".join(f"+{line}\n" for line in entry.split("\n")))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.filename)
+        write_atomic(self.filename, "".join("\n#\n" + "".join(f"+{line}\n" for line in entry.split("\n"))
+                                            for entry in oldest_first), keep_mode=True)

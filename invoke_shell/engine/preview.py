@@ -10,6 +10,8 @@ import logging
 
 from PIL import Image
 
+from ..atomic import write_atomic
+
 log = logging.getLogger(__name__)
 
 # varied colours, so that the fit sees the whole range a model draws (any model: they are just prompts)
@@ -38,10 +40,11 @@ def projection(model):
         weights = torch.tensor(json.loads(path.read_text()), dtype=torch.float32)
     except (OSError, ValueError):
         weights = _fit(model)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(weights.tolist()))
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(weights.tolist()))
+        except OSError:  # a read-only cache only costs the next run the fitting again
+            log.info("could not keep the latent preview in %s", path.parent, exc_info=True)
     model._preview_projection = weights
     return weights
 

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_atomic
 from ..errors import ModelError
 from .registry import ModelEntry, Registry
 
@@ -170,9 +171,7 @@ def _hash_record(files: list[Path]) -> Path:
 def _remember(path: Path, value: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(value + "\n", encoding="ascii")
-        os.replace(tmp, path)
+        write_atomic(path, value + "\n")
     except OSError:  # a read-only cache only costs the next session the hashing again
         log.info("could not remember the model hash in %s", path.parent, exc_info=True)
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import re
 import reprlib
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..errors import ModelError
 from . import builtin
 
@@ -175,21 +175,7 @@ class Registry:
         """Rewrite the yaml atomically (temporary file in the same folder, then rename)."""
         if self.source is None:
             raise ModelError("the built-in model list has no models.yaml to write; start with --conf FILE")
-        text = self.render()
-        folder = os.path.dirname(os.path.abspath(self.source))
-        fd, tmp = tempfile.mkstemp(prefix=".models.", suffix=".yaml.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            if os.path.exists(self.source):
-                os.chmod(tmp, os.stat(self.source).st_mode & 0o777)
-            os.replace(tmp, self.source)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(self.source, self.render(), keep_mode=True)
 
 
 BUILTIN = Registry((

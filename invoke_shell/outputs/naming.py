@@ -11,6 +11,8 @@ import os
 import re
 import time
 
+from ..atomic import write_atomic
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -71,12 +73,7 @@ def next_prefix(outdir: str) -> str:
             names = os.listdir(outdir)  # one listing serves both
             value = max(stored, _largest_prefix(names) + 1, 1)
             _remove_stale_temporaries(outdir, names)
-            tmp = f"{counter}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="ascii") as f:
-                f.write(f"{value + 1}\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, counter)
+            write_atomic(counter, f"{value + 1}\n")
         finally:
             if fcntl is not None:
                 fcntl.flock(lock, fcntl.LOCK_UN)

@@ -7,6 +7,7 @@ import os
 from PIL import Image, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
+from ..atomic import write_atomic
 from ..errors import ImageError
 
 
@@ -16,20 +17,7 @@ def write_png(path: str, image: Image.Image, chunks: dict[str, str]) -> None:
     info = PngInfo()
     for key, value in chunks.items():
         info.add_text(key, value)  # tEXt, or iTXt when the text is not Latin-1
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            image.save(f, format="PNG", pnginfo=info)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, lambda f: image.save(f, format="PNG", pnginfo=info))
 
 
 def read_text_chunks(path: str) -> dict[str, str]:
