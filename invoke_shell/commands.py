@@ -101,6 +101,8 @@ def _fetch(shell, argument: str) -> None:
     shell.say(f"fetched{f' ({rebuilt.family})' if rebuilt.family else ''}: {rebuilt.command}")
     if rebuilt.notes:
         shell.say(rebuilt.notes_line)
+    for line in rebuilt.changed_inputs():
+        shell.say(line)
 
 
 @command("!replay", usage="!replay FILE", help="run the commands in a text file", completes="text_file")

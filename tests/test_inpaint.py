@@ -155,6 +155,32 @@ def test_metadata_round_trip(shell, files):
     assert (pixels(shell.previous[0].path) == pixels(path)).all()
 
 
+def test_fetch_says_when_an_input_file_changed_or_is_gone(shell, files, tmp_path):
+    """The image records the sha256 of its init image and mask; !fetch compares them with the files now."""
+    assert shell.execute(f'"fire" -s 2 -S 9 -I {files["init"]} -f 0.5 -M {files["mask"]}')
+    path = shell.previous[0].path
+    start = len(shell.said)
+    assert shell.execute(f"!fetch {path}")
+    assert not [line for line in shell.said[start:] if line.startswith("note:")]   # both files as they were
+
+    init = Image.open(files["init"])
+    init.putpixel((0, 0), (0, 0, 0) if init.getpixel((0, 0)) != (0, 0, 0) else (255, 255, 255))
+    init.save(files["init"])
+    os.remove(files["mask"])
+    start = len(shell.said)
+    assert shell.execute(f"!fetch {path}")
+    assert shell.said[start + 1:] == [
+        f"note: -I/--init_img {files['init']} has changed since the image was made (its sha256 differs), so "
+        f"the command will not draw the same picture",
+        f"note: -M/--init_mask {files['mask']} is not there; the command needs it"]
+    assert parse(shell.prefill) == parse(read_text_chunks(path)["Dream"])   # the command itself is unchanged
+
+    listing = tmp_path / "cmds.txt"
+    assert shell.execute(f"!fetch {shell.outdir}/*.png {listing}")
+    lines = listing.read_text().splitlines()
+    assert lines[1:3] == ["# " + line for line in shell.said[start + 1:start + 3]] and lines[3] == shell.prefill
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda d: Image.new("L", (64, 64), 255).save(d / "m.png"),
      "error: -M/--init_mask: the mask keeps every pixel, so there is nothing to repaint (transparent or black "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import json
 import os
 
 import pytest
@@ -78,3 +79,20 @@ def test_fetch_treats_metadata_as_data(tmp_path, shell):
     assert shell.execute(f"!fetch {evil}") is True
     assert shell.prefill == '"$(touch pwned)" -s 5 -S 1 -C 7.5 -A k_lms'
     assert not os.path.exists("pwned")
+
+
+def test_fetch_compares_recorded_inputs_only_as_data(tmp_path, shell):
+    """The init image an sd-metadata chunk names is hashed only when it is a regular file: a device or a
+    malformed entry is reported or skipped, never read."""
+    digest = "0" * 64
+    meta = {"image": {"prompt": "x", "seed": 1, "steps": 5, "cfg_scale": 7.5, "sampler": "k_lms", "width": 64,
+                      "height": 64, "init_img": "/dev/zero", "strength": 0.5, "orig_hash": digest,
+                      "init_mask": "gone.png", "mask_hash": "not a sha256"}}
+    png = tmp_path / "odd.png"
+    write_png(str(png), Image.new("RGB", (8, 8)), {"sd-metadata": json.dumps(meta)})
+    start = len(shell.said)
+    assert shell.execute(f"!fetch {png}"), shell.said[-1]
+    assert [line for line in shell.said[start:] if line.startswith("note:")] == [
+        "note: -I/--init_img /dev/zero is not a regular file"]             # the mask's malformed hash: skipped
+    assert "-I /dev/zero -f 0.5" in shell.prefill
+

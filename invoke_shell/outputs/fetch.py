@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shlex
 from dataclasses import dataclass
 
+from ..atomic import write_atomic
 from ..errors import ImageError, ParseError, ShellError
 from ..request import shown_value
+from .metadata import file_sha256
 from .pngio import read_text_chunks
 from .readers import FAMILIES
-from .readers.common import notes_line
+from .readers.common import load_json_object, notes_line, printable
 
 
 class NoMetadata(ParseError):
@@ -24,10 +27,53 @@ class Rebuilt:
     command: str               # canonical: to_command(parse(...))
     family: str                # "" for this shell's own Dream line, else e.g. "AUTOMATIC1111"
     notes: tuple[str, ...]     # settings with no equivalent here
+    inputs: tuple[tuple[str, str, str], ...] = ()  # (switch, path, sha256) of the files it was made from
 
     @property
     def notes_line(self) -> str:
         return notes_line(self.notes)
+
+    def changed_inputs(self) -> list[str]:
+        """A line for each input file (init image, mask) that is gone, or whose bytes are not those the
+        image was made from: the fetched command would then fail, or draw another picture."""
+        lines = []
+        for switch, path, digest in self.inputs:
+            shown = printable(path if len(path) <= 300 else path[:299] + "…")
+            if not os.path.exists(path):
+                lines.append(f"note: {switch} {shown} is not there; the command needs it")
+                continue
+            if not os.path.isfile(path):  # a FIFO or a device named in the file is never read
+                lines.append(f"note: {switch} {shown} is not a regular file")
+                continue
+            try:
+                if os.path.getsize(path) > MAX_HASHED_BYTES:
+                    continue
+                same = file_sha256(path) == digest
+            except OSError:
+                continue
+            if not same:
+                lines.append(f"note: {switch} {shown} has changed since the image was made (its sha256 "
+                             f"differs), so the command will not draw the same picture")
+        return lines
+
+
+MAX_HASHED_BYTES = 1 << 28  # a file named in an image's metadata is not read past this to compare it
+_RECORDED = (("init_img", "orig_hash", "-I/--init_img"), ("init_mask", "mask_hash", "-M/--init_mask"))
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def recorded_inputs(chunks: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
+    """The input files an `sd-metadata` chunk names with their sha256 (InvokeAI 2.x's `orig_hash`, and
+    this shell's `mask_hash`), as (switch, path, sha256). Read as data; anything malformed is skipped."""
+    try:
+        image = load_json_object(chunks.get("sd-metadata", ""), "sd-metadata").get("image")
+    except ParseError:
+        return ()
+    if not isinstance(image, dict):
+        return ()
+    return tuple((switch, image[key], image[hash_key]) for key, hash_key, switch in _RECORDED
+                 if isinstance(image.get(key), str) and image[key] and isinstance(image.get(hash_key), str)
+                 and _SHA256.fullmatch(image[hash_key]))
 
 
 def read_png(path: str) -> Rebuilt:
@@ -43,7 +89,7 @@ def read_png(path: str) -> Rebuilt:
         except ParseError as exc:
             first = first or ParseError(f"{path}: its {what} does not parse: {exc}")
             continue
-        return Rebuilt(command, family if foreign else "", tuple(notes))
+        return Rebuilt(command, family if foreign else "", tuple(notes), recorded_inputs(chunks))
     if first is not None:
         raise first
     raise NoMetadata(f"{path} carries no generation metadata (no Dream, sd-metadata, invokeai_metadata, "
@@ -118,11 +164,11 @@ def fetch_to_file(pattern: str, outfile: str) -> str:
             continue
         if rebuilt.notes:
             lines.append("# " + rebuilt.notes_line)
+        lines.extend(_path_comment(line) for line in rebuilt.changed_inputs())
         lines.append(rebuilt.command)
         written += 1
     try:
-        with open(outfile, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+        write_atomic(outfile, "\n".join(lines) + "\n")
     except OSError as exc:
         raise ShellError(f"!fetch: cannot write {outfile}: {exc.strerror or exc}") from None
     skipped = len(paths) - written
