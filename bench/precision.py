@@ -2,8 +2,9 @@
 20 steps: time and the pixel difference of the two images), and one forward pass of the full-size SD 1.5
 UNet (random weights, at 128 px by default: batch 2 x 4 x 16 x 16; emulated bfloat16 takes about a minute
 for it, and four times that at 256 px), alternating, median of N. Also says whether this CPU
-computes bfloat16 natively (AVX512-BF16 or AMX; elsewhere torch emulates it) and what `--precision auto`
-picks here.
+computes bfloat16 natively (AVX512-BF16 or AMX; elsewhere torch emulates it), what `--precision auto`
+picks here, what auto's own measurement (invoke_shell/models/precision.py) decides for the demo model when
+it is made to measure, and what its rule (bfloat16 only when at least 5% faster) makes of these figures.
 
     .venv/bin/python bench/precision.py [--runs 5] [--full-runs 3] [--full-px 128] [--no-full]
 """
@@ -65,13 +66,18 @@ def main() -> None:
     parser.add_argument("--full-px", type=int, default=128, help="image size of the UNet pass (default 128)")
     args = parser.parse_args()
     c.setup(args.threads)
-    from invoke_shell.models.manager import cpu_has_native_bf16, pick_dtype
+    from invoke_shell.models import precision
 
     print(c.machine())
-    native = cpu_has_native_bf16()
-    auto = str(pick_dtype("auto", "cpu")).replace("torch.", "")
+    native = precision.cpu_has_native_bf16()
+    rule = precision.decide("auto", "cpu")
+    auto = rule.describe() if rule is not None else "the faster of float32 and bfloat16, measured per model"
     print(f"native bfloat16 on this CPU (AVX512-BF16 or AMX): {'yes' if native else 'no (emulated)'}; "
           f"--precision auto picks {auto} on the CPU")
+    demo_model = c.manager(c.demo_entry(), precision="float32").activate("demo")
+    measured = precision.measure(demo_model.txt2img.unet, demo_model.txt2img.unet.config.sample_size)
+    print(f"auto's measurement of the demo UNet (as it runs on a CPU with bfloat16 instructions): "
+          f"{measured.describe()}")
     parts = []
     r = demo(args.runs)
     f32, b16 = statistics.median(r["times"]["float32"]), statistics.median(r["times"]["bfloat16"])
@@ -80,6 +86,7 @@ def main() -> None:
     print(f"  float32 runs:  {c.runs_text(r['times']['float32'], 1000, 0)}")
     print(f"  bfloat16 runs: {c.runs_text(r['times']['bfloat16'], 1000, 0)}")
     parts.append(f"demo {r['ratio']:.2f}")
+    picks = [f"demo {precision.from_times(f32, b16).dtype}"]
     pixels = f"pixel difference (demo) max {r['diff'][0]} mean {r['diff'][1]:.2f}"
     if not args.no_full:
         u = unet(args.full_runs, args.full_px)
@@ -89,8 +96,10 @@ def main() -> None:
         print(f"  float32 runs:  {c.runs_text(u['times']['float32'])}")
         print(f"  bfloat16 runs: {c.runs_text(u['times']['bfloat16'])}")
         parts.append(f"SD 1.5 UNet {u['ratio']:.2f}")
-    print(f"summary: bfloat16/float32 time {', '.join(parts)}; {pixels}; native bf16: {'yes' if native else 'no'}; "
-          f"--precision auto on this CPU: {auto}")
+        picks.append(f"SD 1.5 UNet {precision.from_times(f32, b16).dtype}")
+    print(f"summary: {precision.cpu_name()}: bfloat16/float32 time {', '.join(parts)}; {pixels}; native bf16: "
+          f"{'yes' if native else 'no'}; --precision auto on this CPU: {auto}; the measured rule on these "
+          f"figures: {', '.join(picks)}")
 
 
 if __name__ == "__main__":
