@@ -32,7 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "!import_model writes ./models.yaml)")
     parser.add_argument("--model", default=None, help="model to start with (default: the yaml's default)")
     parser.add_argument("--from_file", metavar="PATH|-", help="run the commands in a file (or stdin), then exit")
-    parser.add_argument("--precision", choices=("auto", "float32", "float16", "bfloat16"), default="auto")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--max_loaded_models", type=int, default=2, metavar="N",
                         help="models kept in memory, the active one included (default 2)")
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             setup_logging(log_path)
         except OSError as exc:
             raise ShellError(f"--outdir {args.outdir}: cannot write there ({exc.strerror or exc})") from None
-        manager = ModelManager(registry, device=args.device, precision=args.precision,
+        manager = ModelManager(registry, device=args.device, precision=defaults.precision,
                                max_loaded=args.max_loaded_models, offload=args.free_gpu_mem)
         shell = Shell(manager, defaults=defaults, outdir=args.outdir, model=args.model, log_path=log_path)
         source = args.from_file if args.from_file is not None else (None if sys.stdin.isatty() else "-")

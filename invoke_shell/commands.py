@@ -88,21 +88,36 @@ command("!help", "!h", usage="!help", help="this list of switches and commands")
               "prompt line; with OUTFILE, write the commands of all matching PNGs to a file for !replay")
 def _fetch(shell, argument: str) -> None:
     from .errors import ParseError
-    from .outputs.fetch import fetch_one, fetch_to_file, split_argument
+    from .outputs.fetch import differences_line, fetch_one, fetch_to_file, split_argument
 
     if not argument:
         raise ParseError("!fetch needs a PNG file: !fetch FILE")
     pattern, outfile = split_argument(argument)
+    plain = shell.manager.plain_precision()
     if outfile is not None:  # !fetch GLOB OUTFILE: every match's command into a file for !replay
-        shell.say(fetch_to_file(pattern, outfile))
+        shell.say(fetch_to_file(pattern, outfile, plain))
         return
     rebuilt = fetch_one(pattern)
-    shell.prefill = rebuilt.command
-    shell.say(f"fetched{f' ({rebuilt.family})' if rebuilt.family else ''}: {rebuilt.command}")
+    shell.prefill = rebuilt.replay_command(plain)
+    shell.say(f"fetched{f' ({rebuilt.family})' if rebuilt.family else ''}: {shell.prefill}")
+    if rebuilt.made is not None:
+        shell.say(f"made with: {rebuilt.made.describe()}")
+        differences = differences_line(rebuilt.made, shell.manager.device)
+        if differences is not None:
+            shell.say(differences)
     if rebuilt.notes:
         shell.say(rebuilt.notes_line)
     for line in rebuilt.changed_inputs():
         shell.say(line)
+
+
+@command("!verify", usage="!verify FILE|GLOB [...] [--keep] [--precision TYPE]", completes="image",
+         help="re-run the command of each PNG and say whether the pixels are identical, and if not what differs; "
+              "--keep writes each re-run beside its original")
+def _verify(shell, argument: str) -> None:
+    from .verify import verify
+
+    verify(shell, argument)
 
 
 @command("!replay", usage="!replay FILE", help="run the commands in a text file", completes="text_file")
@@ -126,18 +141,20 @@ def _replay(shell, argument: str) -> None:
         raise ShellError(f"!replay {path}: {tally.failed} of {tally.ran} lines failed")
 
 
-@command("!models", usage="!models", help="list the models in models.yaml")
+@command("!models", usage="!models", help="list the models in models.yaml; a loaded one with its precision and why")
 def _models(shell, argument: str) -> None:
     manager = shell.manager
     active = manager.active.name if manager.active else None
     for entry in manager.registry.entries:
+        loaded = manager.cached(entry.name)
         if entry.name == active:
             status = "active"
         elif entry.name == shell.loading_model:
             status = "loading"
         else:
-            status = "cached" if manager.is_cached(entry.name) else "not loaded"
-        shell.say(f"{entry.name:20} {status:10} {entry.format:9} {entry.description}")
+            status = "cached" if loaded is not None else "not loaded"
+        runs_in = f" {loaded.pick.describe()}" if loaded is not None else ""
+        shell.say(f"{entry.name:20} {status:10} {entry.format:9} {entry.description}{runs_in}".rstrip())
 
 
 @command("!switch", usage="!switch NAME", help="make another model active", completes="model")

@@ -10,7 +10,7 @@ from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
 from .commands import COMMANDS
-from .switches import BY_SPELLING, SAMPLERS, SWITCHES
+from .switches import BY_SPELLING, SWITCHES
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 # the value being typed after a switch: a quoted value may hold spaces
@@ -49,8 +49,12 @@ class ShellCompleter(Completer):
             return
         match = _SWITCH_VALUE.search(text)
         if match and match.group("switch") in BY_SPELLING and BY_SPELLING[match.group("switch")].kind != "flag":
-            value = match.group("value")
-            yield from self._value(BY_SPELLING[match.group("switch")].completes, value.lstrip("\"'"))
+            sw, value = BY_SPELLING[match.group("switch")], match.group("value").lstrip("\"'")
+            if sw.choices:  # samplers, precisions: the table's own list
+                yield from (Completion(name, -len(value), display_meta=sw.dest) for name in sw.choices
+                            if name.startswith(value))
+                return
+            yield from self._value(sw.completes, value)
             return
         word = text.split(" ")[-1]
         if word.startswith("-"):
@@ -60,11 +64,7 @@ class ShellCompleter(Completer):
                         yield Completion(spelling, -len(word), display_meta=sw.help)
 
     def _value(self, kind: str, word: str):
-        if kind == "sampler":
-            for name in SAMPLERS:
-                if name.startswith(word):
-                    yield Completion(name, -len(word), display_meta="sampler")
-        elif kind == "model":
+        if kind == "model":
             for name in self.model_names():
                 if name.startswith(word):
                     yield Completion(name, -len(word), display_meta="model")

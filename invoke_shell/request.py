@@ -39,6 +39,7 @@ class Defaults:
     width: int | None = None   # None: the model's native size, or the init image's own size
     height: int | None = None
     fit: bool = False
+    precision: str = "auto"    # the launch --precision; a line's --precision overrides it for that line
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class GenerationRequest:
     strip: bool = False
     log_tokenization: bool = False
     outdir: str | None = None      # None: the session's output folder
+    precision: str | None = None   # None: the session's --precision
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt)

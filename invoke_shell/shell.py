@@ -17,6 +17,7 @@ import re
 from . import commands, history_commands, model_commands  # noqa: F401  (these register their commands)
 from .errors import ModelError, ParseError, ShellError
 from .request import Defaults, GenerationRequest, parse
+from .seeds import image_requests
 from .switches import SEED_LIMIT
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,9 @@ class Shell:
         """The model loading in the background, if any."""
         return self._model_name if self._loader is not None and self._loader.is_alive() else None
 
-    def model(self):
-        """The active model, waiting for the background load if it is still running."""
+    def model(self, precision: str | None = None):
+        """The active model (in `precision`, None: the session's), waiting for the background load if it is
+        still running."""
         if self._loader is not None:
             if self._loader.is_alive():
                 self.say(f"waiting for model {self._model_name} to load...")
@@ -94,8 +96,13 @@ class Shell:
                 if isinstance(error, ShellError):
                     raise error
                 raise ModelError(f"model {self._model_name!r} failed to load: {error}") from error
-        if self.manager.active is None:
-            self.manager.activate(self._model_name)
+        active = self.manager.active
+        if active is None or precision is not None and not self.manager.serves(active, precision):
+            if active is not None:
+                self.say(f"loading model {active.name} in {precision}...")
+            self.manager.activate(active.name if active is not None else self._model_name, precision)
+        elif precision is None and not self.manager.serves(active, self.manager.precision):
+            self.manager.activate(active.name)  # back to the session's precision after a --precision line
         return self.manager.active
 
     def toolbar(self) -> str:
@@ -105,7 +112,7 @@ class Shell:
             model = manager.active.name
         else:
             model = f"{self._model_name} (loading)" if self.loading_model else self._model_name
-        precision = str(manager.dtype).replace("torch.", "") if manager.dtype is not None else manager.precision
+        precision = manager.active.pick.describe() if manager.active is not None else manager.precision
         seed = self.seeds[-1] if self.seeds else "-"
         return f" model: {model} | device: {manager.device or manager.device_request} | precision: {precision} | last seed: {seed}"
 
@@ -217,9 +224,10 @@ class Shell:
         from .outputs.runview import RunRecorder, strip_title
         from .outputs.save import image_name, save_images
 
-        request = self.resolve(parse(line, self.defaults))
-        model = self.model()
-        jobs = [engine.prepare(r, model) for r in self.per_image(request)]
+        parsed = parse(line, self.defaults)
+        request = self.resolve(parsed)
+        model = self.model(request.precision)
+        jobs = [engine.prepare(r, model) for r in image_requests(request, seeded=parsed.seed is not None)]
         for note in jobs[0].notes:
             self.say(note)
         for warning in jobs[0].warnings:
@@ -238,7 +246,8 @@ class Shell:
             recorder = RunRecorder(model, [image_name(j.request) for j in jobs], schedule.steps_run,
                                    request.save_intermediates, keep_all=request.strip)
         images = []
-        for batch in engine.batches(jobs):
+        batches = engine.batches(jobs)
+        for batch in batches:
             with progress_bar(schedule, len(batch)) as advance:
                 def on_step(step, latents):
                     advance()
@@ -254,7 +263,7 @@ class Shell:
             grid = replace(jobs[0].request, iterations=len(jobs), grid=True, with_variations=request.with_variations,
                            variation_amount=request.variation_amount)
         prefix = next_prefix(outdir)  # taken once the images exist: a cancelled run leaves no gap
-        saved = save_images(images, jobs, outdir, model, grid, prefix=prefix)
+        saved = save_images(images, batches, outdir, model, engine.provenance(model), grid, prefix=prefix)
         self.previous = [Output(path, job.request.seed) for (path, _), job in zip(saved, jobs)]
         self.seeds.extend(job.request.seed for job in jobs)
         for path, command in saved:
@@ -285,20 +294,6 @@ class Shell:
             self.say(f"{label} tokens ({len(tokens.kept)} of {MAX_TOKENS}): {' '.join(tokens.kept)}")
             if tokens.dropped:
                 self.say(f"{label} tokens dropped past {MAX_TOKENS} ({len(tokens.dropped)}): {' '.join(tokens.dropped)}")
-
-    @staticmethod
-    def per_image(request: GenerationRequest) -> list[GenerationRequest]:
-        """The request of each image of a command, as its PNG records it: image 1 has the command's seed,
-        the others fresh random seeds (InvokeAI's rule); with -v each image keeps the seed and adds a
-        random sub-seed at that weight to the variation chain, so that it replays alone."""
-        base = replace(request, iterations=None, grid=False, variation_amount=None)
-        count = request.iterations or 1
-        if request.variation_amount is not None:
-            chain = request.with_variations or ()
-            return [replace(base, with_variations=chain + ((secrets.randbelow(SEED_LIMIT), request.variation_amount),))
-                    for _ in range(count)]
-        seeds = [request.seed] + [secrets.randbelow(SEED_LIMIT) for _ in range(count - 1)]
-        return [replace(base, seed=seed) for seed in seeds]
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 SAMPLERS = ("ddim", "plms", "k_lms", "k_euler", "k_euler_a", "k_heun", "k_dpm_2", "k_dpm_2_a", "k_dpmpp_2")
 SEED_LIMIT = 2**32
+PRECISIONS = ("auto", "float32", "float16", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Switch:
     choices: tuple[str, ...] = ()
     range: Range | None = None
     launch: bool = False
-    completes: str = ""  # what the completer offers for the value: "sampler", "image", "dir", "seed"
+    completes: str = ""  # what the completer offers for the value ("image", "dir", "seed"); choices: those
 
     @property
     def name(self) -> str:
@@ -80,7 +81,7 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("cfg_scale", ("-C",), ("--cfg_scale",), "float", "classifier-free guidance scale", "SCALE",
            range=Range(0, 100, lo_open=True), launch=True),
     Switch("sampler", ("-A", "-m"), ("--sampler",), "choice", "sampler (diffusers scheduler) to use", "NAME",
-           choices=SAMPLERS, launch=True, completes="sampler"),
+           choices=SAMPLERS, launch=True),
     Switch("init_img", ("-I",), ("--init_img",), "path",
            "init image for img2img; -1 = the previous command's last image", "PATH", completes="image"),
     Switch("strength", ("-f",), ("--strength",), "float",
@@ -96,10 +97,12 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("compensate_steps", (), ("--compensate_steps",), "flag",
            "img2img: -s counts the steps run from the init image; the schedule grows to give them"),
     Switch("iterations", ("-n",), ("--iterations",), "int",
-           "images to make; the first uses -S, the others fresh random seeds", "N", range=Range(1, 64)),
+           "images to make; with -S S, image k (from 0) has seed S+k; without -S, random seeds", "N",
+           range=Range(1, 64)),
     Switch("grid", ("-g",), ("--grid",), "flag", "also save the -n images as one grid PNG"),
     Switch("variation_amount", ("-v",), ("--variation_amount",), "float",
-           "make variations of the seed: mix this much of a random sub-seed's noise into it", "AMOUNT",
+           "make variations of the seed: mix this much of a sub-seed's noise into it (with -S the sub-seeds "
+           "follow from the command)", "AMOUNT",
            range=Range(0, 1, lo_open=True)),
     Switch("with_variations", ("-V",), ("--with_variations",), "variations",
            "replay a variation chain on top of -S: seed:weight,seed:weight", "CHAIN"),
@@ -111,6 +114,10 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("log_tokenization", ("-t",), ("--log_tokenization",), "flag",
            "show how the prompt is split into tokens, and what is dropped past 75"),
     Switch("outdir", ("-o",), ("--outdir",), "path", "output folder for this command", "DIR", completes="dir"),
+    Switch("precision", (), ("--precision",), "choice",
+           "number type the model runs in; auto: float16 on CUDA, on a CPU the faster of float32 and bfloat16 "
+           "for the model (measured once); !fetch adds the one a PNG was made in", "TYPE",
+           choices=PRECISIONS, launch=True),
 )
 
 BY_DEST: dict[str, Switch] = {s.dest: s for s in SWITCHES}

@@ -1,6 +1,10 @@
 """Make every picture in the README, docs/img2img.md and docs/inpainting.md with the shell itself, on the
 built-in demo model: a crude sketch and an inpainting picture with its masks (drawn here), what the model
-draws from a prompt and from the sketch, the img2img strips and the inpainting results. Deterministic: the shell runs single-threaded, so a rerun gives the same files byte for byte.
+draws from a prompt and from the sketch, the img2img strips and the inpainting results. In float32 on any CPU
+(`--precision auto` could pick bfloat16 on one with AMX). Deterministic: the shell runs single-threaded, so a
+rerun on the same machine gives the same files byte for byte; another CPU family (AVX2 beside AVX-512) rounds
+some float32 sums differently, and a few pixels may then differ by a level or two
+(tests/test_doc_pictures.py allows for that).
 
     .venv/bin/python scripts/make_doc_pictures.py [--out docs/images]
 """
@@ -85,7 +89,8 @@ def main() -> None:
         draw_sketch(work / "sketch.png")
         draw_inpainting_inputs(work)
         env = dict(os.environ, OMP_NUM_THREADS="1", INVOKE_SHELL_CACHE=str(work / "cache"))
-        result = subprocess.run([sys.executable, "-m", "invoke_shell", "--model", "demo", "--from_file", "-"],
+        result = subprocess.run([sys.executable, "-m", "invoke_shell", "--model", "demo", "--precision", "float32",
+                                 "--from_file", "-"],
                                 cwd=work, input="\n".join(commands.values()) + "\n", text=True,
                                 capture_output=True, env=env)
         print(result.stdout, end="")

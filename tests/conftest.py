@@ -11,6 +11,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # The tiny test models gain nothing from threads, and on a busy 2-core machine OpenMP threads waiting
 # on each other make every op ~100x slower; subprocesses inherit this too.
 os.environ["OMP_NUM_THREADS"] = "1"
+# `--precision auto` measures float32 against bfloat16 on a CPU with bfloat16 instructions (an Intel Xeon with
+# AMX) and takes float32 without measuring elsewhere (an AVX2-only EPYC). The suite runs the second branch on
+# either family, so that auto means float32 everywhere; test_precision.py forces each branch in turn.
+os.environ["INVOKE_SHELL_CPU_BF16"] = "emulated"
 
 
 @pytest.fixture(scope="session")

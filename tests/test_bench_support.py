@@ -1,39 +1,9 @@
-"""What the benchmarks (bench/) decided for the product: `--precision auto` on the CPU."""
+"""What the benchmarks (bench/) decided for the product: the model hash remembered, not recomputed (the
+precision rule they support is tested in test_precision.py)."""
 
 from __future__ import annotations
 
-import pytest
-import torch
-
 from invoke_shell.models import manager as manager_module
-from invoke_shell.models.manager import cpu_has_native_bf16, pick_dtype
-
-
-@pytest.mark.parametrize("native, expected", [(True, torch.bfloat16), (False, torch.float32)])
-def test_auto_precision_on_cpu_follows_native_bf16(monkeypatch, native, expected):
-    monkeypatch.setattr(manager_module, "cpu_has_native_bf16", lambda: native)
-    assert pick_dtype("auto", "cpu") is expected
-
-
-@pytest.mark.parametrize("device, expected", [("cuda", torch.float16), ("mps", torch.float32)])
-def test_auto_precision_elsewhere_ignores_the_cpu(monkeypatch, device, expected):
-    monkeypatch.setattr(manager_module, "cpu_has_native_bf16", lambda: True)
-    assert pick_dtype("auto", device) is expected
-
-
-def test_explicit_precision_is_kept(monkeypatch):
-    monkeypatch.setattr(manager_module, "cpu_has_native_bf16", lambda: False)
-    assert pick_dtype("bfloat16", "cpu") is torch.bfloat16
-    assert pick_dtype("float32", "cpu") is torch.float32
-
-
-def test_native_bf16_probe_matches_the_cpu_flags():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
-    except (OSError, StopIteration):
-        pytest.skip("no /proc/cpuinfo flags here")
-    assert cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
 def _expected_hash(folder):

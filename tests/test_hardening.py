@@ -105,6 +105,8 @@ CASES = [
     # ! commands
     ("unknown-command", "!nosuch", "unknown command '!nosuch'; type !help for the list"),
     ("history-not-a-number", "!history abc", "!history takes a positive number of entries, got 'abc'"),
+    ("verify-unknown-option", "!verify {F}/empty.png --bogus", "!verify: unknown option '--bogus'; usage: !verify"),
+    ("verify-missing", "!verify {F}/missing*.png", "!verify: no file matches "),
     ("history-zero", "!history 0", "!history takes a positive number of entries, got '0'"),
     ("clear-with-argument", "!clear now", "!clear takes no argument but --yes, got 'now'"),
     ("search-without-text", "!search", "!search needs some text"),
@@ -142,6 +144,8 @@ CASES = [
      "-S/--seed -99999999999999999999: a back-reference reaches at most -64"),
     ("init-back-beyond-history", f'{GOOD}\n"fire" -I -5 -f 0.5', "-I/--init_img -5: the previous command made 1"),
     ("unknown-sampler", '"fire" -A euler_a', "-A/--sampler must be one of ddim, plms, k_lms"),
+    ("unknown-precision", '"fire" --precision half',
+     "--precision must be one of auto, float32, float16, bfloat16; got 'half'"),
     ("iterations-65", '"fire" -n 65', "-n/--iterations must be in [1, 64], got 65"),
     ("variation-nan", '"fire" -v nan', "-v/--variation_amount must be in (0, 1], got nan"),
     # files

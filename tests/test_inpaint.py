@@ -169,7 +169,8 @@ def test_fetch_says_when_an_input_file_changed_or_is_gone(shell, files, tmp_path
     os.remove(files["mask"])
     start = len(shell.said)
     assert shell.execute(f"!fetch {path}")
-    assert shell.said[start + 1:] == [
+    assert shell.said[start + 1].startswith("made with: float32 on cpu")
+    assert shell.said[start + 2:] == [
         f"note: -I/--init_img {files['init']} has changed since the image was made (its sha256 differs), so "
         f"the command will not draw the same picture",
         f"note: -M/--init_mask {files['mask']} is not there; the command needs it"]
@@ -178,7 +179,7 @@ def test_fetch_says_when_an_input_file_changed_or_is_gone(shell, files, tmp_path
     listing = tmp_path / "cmds.txt"
     assert shell.execute(f"!fetch {shell.outdir}/*.png {listing}")
     lines = listing.read_text().splitlines()
-    assert lines[1:3] == ["# " + line for line in shell.said[start + 1:start + 3]] and lines[3] == shell.prefill
+    assert lines[1:3] == ["# " + line for line in shell.said[start + 2:start + 4]] and lines[3] == shell.prefill
 
 
 @pytest.mark.parametrize("make,message", [

@@ -14,7 +14,10 @@ from invoke_shell.errors import ParseError
 from invoke_shell.outputs.fetch import NoMetadata, read_png
 from invoke_shell.outputs.metadata import png_chunks
 from invoke_shell.outputs.pngio import read_text_chunks, write_png
+from invoke_shell.outputs.provenance import Provenance
 from invoke_shell.request import parse, to_command
+
+MADE = Provenance("float32", "cpu", "cpu", "2.13.0", "0.42.1")
 
 
 def png(folder, name: str, chunks: dict[str, str]) -> str:
@@ -178,11 +181,16 @@ def _request(line: str):
 ])
 def test_our_pngs_read_back_from_each_chunk_alone(tmp_path, line):
     request = _request(line)
-    chunks = png_chunks(request, model_name="tiny", model_hash="0123456789abcdef", steps_run=3, noise_device="cpu")
+    chunks = png_chunks(request, model_name="tiny", model_hash="0123456789abcdef", steps_run=3, made=MADE)
     assert set(chunks) == {"Dream", "sd-metadata", "parameters"}
     for key in chunks:
         rebuilt = read_png(png(tmp_path, f"{key}.png", {key: chunks[key]}))
         assert rebuilt.command == to_command(request), key
+        # the recorded precision: the chunks that record it give it, the Dream line alone does not
+        assert rebuilt.replay_command("bfloat16") == to_command(request) + (
+            "" if key == "Dream" else " --precision float32"), key
+        assert rebuilt.replay_command("float32") == rebuilt.replay_command(None if key == "Dream" else "float32")
+        assert rebuilt.made == (None if key == "Dream" else MADE), key
         assert rebuilt.notes_line == ("not carried over: Model: tiny" if key == "parameters" else ""), key
 
 
@@ -190,11 +198,11 @@ def test_parameters_chunk_is_a1111s_layout(tmp_path):
     init = png(tmp_path, "init.png", {})
     request = _request(f'"fire [smoke]" -s 3 -S 5 -W 64 -H 64 -C 7.5 -A k_euler_a -I {init} -f 0.5')
     text = png_chunks(request, model_name="tiny", model_hash="0123456789abcdef", steps_run=1,
-                      noise_device="cpu")["parameters"]
+                      made=MADE)["parameters"]
     from invoke_shell import __version__
     assert text == ("fire\nNegative prompt: smoke\nSteps: 3, Sampler: Euler a, CFG scale: 7.5, Seed: 5, Size: 64x64, "
                     f"Model hash: 0123456789, Model: tiny, Denoising strength: 0.5, Init image: {init}, RNG: CPU, "
-                    f"Version: invoke-shell {__version__}")
+                    f"Version: invoke-shell {__version__}; torch 2.13.0; diffusers 0.42.1; cpu float32 (noise cpu)")
     rebuilt = read_png(png(tmp_path, "p.png", {"parameters": text}))
     assert rebuilt.command == to_command(request)
 
@@ -320,5 +328,5 @@ def test_fetch_glob_outfile_keeps_odd_names_on_one_line(shell, tmp_path, monkeyp
 
 def test_negative_only_prompt_reads_back(tmp_path):
     request = parse('"[smoke]" -s 2 -S 1 -W 64 -H 64')
-    chunks = png_chunks(request, model_name="tiny", model_hash="00", steps_run=2, noise_device="cpu")
+    chunks = png_chunks(request, model_name="tiny", model_hash="00", steps_run=2, made=MADE)
     assert read_png(png(tmp_path, "p.png", {"parameters": chunks["parameters"]})).command == to_command(request)

@@ -107,6 +107,8 @@ def test_completion_contexts(files):
     assert "-A" in texts('"fire" -') and "--init_img" in texts('"fire" -')
     assert texts('"fire" -A k_dpm') == ["k_dpm_2", "k_dpm_2_a", "k_dpmpp_2"]
     assert texts('"fire" --sampler k_e') == ["k_euler", "k_euler_a"]
+    assert texts('"fire" --precision ') == ["auto", "bfloat16", "float16", "float32"]
+    assert texts('"fire" --precision b') == ["bfloat16"]
     assert texts('"fire" -I ') == sorted(["sketch.png", "photo.jpg", "my pics", "outputs", "000001.42.png"])
     assert texts('"fire" -I sk') == ["etch.png"]
     assert texts('"fire" -I "my pics/a') == [" b.png"]       # a quoted path with spaces
@@ -130,7 +132,7 @@ def test_completions_carry_help(files):
 def test_toolbar(shell):
     shell.manager.activate("tiny")
     shell.execute('"fire" -s 2 -S 77')
-    assert shell.toolbar() == " model: tiny | device: cpu | precision: float32 | last seed: 77"
+    assert shell.toolbar() == " model: tiny | device: cpu | precision: float32 (asked) | last seed: 77"
 
 
 def test_unreadable_history_is_set_aside_and_the_shell_starts(shell, tmp_path):

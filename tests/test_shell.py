@@ -43,12 +43,13 @@ def test_repl_session(shell, tmp_path):
     assert images(out) == ["000001.5.png", "000002.5.png", "000003.5.png"]
     assert said[0] == f'{out}/000001.5.png: "fire" -s 3 -S 5 -W 64 -H 64 -C 7.5 -A k_lms'
     assert said[1] == "error: -s/--steps must be in [1, 1000], got 0"
-    assert said[2] == 'fetched: "fire" -s 3 -S 5 -W 64 -H 64 -C 7.5 -A k_lms'
-    assert said[3] == f'{out}/000002.5.png: "fire" -s 3 -S 5 -W 64 -H 64 -C 7.5 -A k_lms'
-    assert said[4] == "img2img: strength 0.50 x 4 steps -> 2 of 4 steps from the init image"
-    assert said[5] == f'{out}/000003.5.png: "fire" -s 4 -S 5 -W 64 -H 64 -C 7.5 -A k_lms -I {out}/000002.5.png -f 0.5'
-    assert said[6] == "error: unknown command '!nonsense'; type !help for the list"
-    assert len(said) == 7
+    assert said[2] == 'fetched: "fire" -s 3 -S 5 -W 64 -H 64 -C 7.5 -A k_lms'  # made in this session's float32
+    assert said[3].startswith("made with: float32 on cpu (noise on cpu), torch ")
+    assert said[4] == f'{out}/000002.5.png: "fire" -s 3 -S 5 -W 64 -H 64 -C 7.5 -A k_lms'
+    assert said[5] == "img2img: strength 0.50 x 4 steps -> 2 of 4 steps from the init image"
+    assert said[6] == f'{out}/000003.5.png: "fire" -s 4 -S 5 -W 64 -H 64 -C 7.5 -A k_lms -I {out}/000002.5.png -f 0.5'
+    assert said[7] == "error: unknown command '!nonsense'; type !help for the list"
+    assert len(said) == 8
     a, b = (np.asarray(Image.open(os.path.join(out, n))) for n in ("000001.5.png", "000002.5.png"))
     assert np.array_equal(a, b)  # the fetched command reproduced its image bit for bit
     history = (tmp_path / "hist").read_text()

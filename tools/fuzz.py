@@ -38,6 +38,7 @@ from PIL.PngImagePlugin import PngInfo  # noqa: E402
 from invoke_shell.errors import ShellError  # noqa: E402
 from invoke_shell.outputs import fetch  # noqa: E402
 from invoke_shell.outputs.metadata import png_chunks  # noqa: E402
+from invoke_shell.outputs.provenance import Provenance  # noqa: E402
 from invoke_shell.outputs.readers import FAMILIES  # noqa: E402
 from invoke_shell.request import parse, to_command  # noqa: E402
 from invoke_shell.switches import BY_DEST, BY_SPELLING, SAMPLERS, UNSUPPORTED  # noqa: E402
@@ -90,6 +91,8 @@ KEYS = ["image", "images", "prompt", "seed", "steps", "cfg_scale", "sampler", "w
         "KSampler", "EmptyLatentImage", "LoadImage", "0", "1", "3"]
 CHUNK_KEYS = ["Dream", "sd-metadata", "invokeai_metadata", "parameters", "prompt", "Software", "workflow"]
 
+MADE = Provenance("float32", "cpu", "cpu", "2.13.0", "0.42.1")
+
 
 def unprintable(text: str) -> bool:
     """Whether `text` holds characters that end a line or drive the terminal (controls, surrogates, U+2028/9)."""
@@ -102,7 +105,7 @@ class Fuzzer:
         init = os.path.join(workdir, "init.png")  # sd-metadata records the init image's sha256
         Image.new("RGB", (8, 8)).save(init)
         chunks = png_chunks(parse(f'"a red star [blue]" -s 20 -S 7 -W 64 -H 64 -I {init} -f 0.6 -V 5:0.5'),
-                            model_name="demo", model_hash="0" * 64, steps_run=12, noise_device="cpu")
+                            model_name="demo", model_hash="0" * 64, steps_run=12, made=MADE)
         self.sd_metadata = [json.loads(chunks["sd-metadata"])]
         self.corpus = {"Dream": DREAM_CORPUS + [chunks["Dream"]],
                        "sd-metadata": [chunks["sd-metadata"]],

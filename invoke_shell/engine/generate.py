@@ -20,6 +20,13 @@ from .schedule import Schedule, compensated_steps, plan
 NOISE_DEVICE = "cpu"
 
 
+def provenance(model):
+    """What the images `model` makes now depend on beyond their commands, as the PNGs record it."""
+    from ..outputs.provenance import Provenance
+
+    return Provenance.here(model.pick.dtype, model.device, NOISE_DEVICE)
+
+
 @dataclass(frozen=True)
 class Job:
     """A request ready to run: seed and size resolved, the init image (and mask) read and sized."""

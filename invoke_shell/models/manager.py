@@ -16,6 +16,9 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import ModelError
+from . import precision as precisions
+from .files import model_files, stat_key
+from .precision import Pick
 from .registry import ModelEntry, Registry
 
 log = logging.getLogger(__name__)
@@ -55,34 +58,10 @@ def pick_device(requested: str) -> str:
     return "cpu"
 
 
-def cpu_has_native_bf16() -> bool:
-    """Whether the CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere torch emulates it."""
+def torch_dtype(name: str):
     import torch
 
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # torch without these probes: read the flags
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as f:
-                flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-        except OSError:
-            return False
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def pick_dtype(requested: str, device: str):
-    """`auto`: float16 on CUDA; on the CPU bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX),
-    else float32 (emulated bfloat16 ran ~9x slower than float32 on an AVX2 CPU: bench/precision.py);
-    float32 on MPS."""
-    import torch
-
-    if requested == "auto":
-        if device == "cuda":
-            return torch.float16
-        if device == "cpu" and cpu_has_native_bf16():
-            return torch.bfloat16
-        return torch.float32
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[requested]
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
 @dataclass
@@ -93,6 +72,9 @@ class LoadedModel:
     folder: Path
     txt2img: object
     img2img: object
+    pick: Pick = Pick("float32", "asked")  # the precision it runs in, and why
+    requested: str = "float32"             # the --precision it was loaded for (auto, or a dtype)
+    device: str = "cpu"                    # where it runs while active
     _hash: str | None = field(default=None, repr=False)
     _inpaint: object = field(default=None, repr=False)
 
@@ -137,7 +119,7 @@ class LoadedModel:
         remembered in the cache directory under their paths, sizes and modification times (hashing a 4 GB
         model takes seconds, as InvokeAI 2.3 knew when it kept a .sha256 beside each checkpoint)."""
         if self._hash is None:
-            files = [self.folder] if self.folder.is_file() else sorted(p for p in self.folder.rglob("*") if p.is_file())
+            files = model_files(self.folder)
             remembered = _hash_record(files)
             try:
                 known = remembered.read_text(encoding="ascii").strip()
@@ -161,11 +143,7 @@ def _hash_record(files: list[Path]) -> Path:
     """Where the hash of exactly these files, as they are now, is remembered."""
     from .builtin import cache_dir
 
-    key = hashlib.sha256()
-    for file in files:
-        st = file.stat()
-        key.update(f"{file.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return cache_dir() / "model-hashes" / key.hexdigest()
+    return cache_dir() / "model-hashes" / stat_key(files)
 
 
 def _remember(path: Path, value: str) -> None:
@@ -191,24 +169,34 @@ class ModelManager:
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self.active: LoadedModel | None = None
         self.device: str | None = None
-        self.dtype = None
         self.disk_loads = 0  # how many times a model was read from disk
+        self.measurements = 0  # how many times auto timed float32 against bfloat16
 
     def is_cached(self, name: str) -> bool:
         return name in self._cache
+
+    def cached(self, name: str) -> LoadedModel | None:
+        return self._cache.get(name)
 
     def cached_names(self) -> list[str]:
         """Resident models, least recently used first."""
         return list(self._cache)
 
-    def activate(self, name: str) -> LoadedModel:
-        """Make `name` the active model. On failure the previous model stays active."""
+    def activate(self, name: str, precision: str | None = None) -> LoadedModel:
+        """Make `name` the active model, in `precision` (None: the session's). On failure the previous model
+        stays active. A cached copy in another precision is read again from disk (a cast back from bfloat16
+        would not give float32's weights)."""
         entry = self.registry.get(name)
+        requested = precision or self.precision
         model = self._cache.get(name)
+        if model is not None and not self.serves(model, requested):
+            model = None
         if model is None:
             self._preflight(entry)  # a missing file fails here, before anything cached is freed
-            self._evict(room_for=1)
-            model = self._load(entry)
+            if name in self._cache and (self.active is None or self.active.name != name):
+                del self._cache[name]  # the copy in another precision
+            self._evict(room_for=0 if name in self._cache else 1)
+            model = self._load(entry, requested)
         if self.active is not None and self.active is not model:
             self._place(self.active, active=False)
         self._place(model, active=True)
@@ -228,11 +216,18 @@ class ModelManager:
     def set_registry(self, registry: Registry) -> None:
         self.registry = registry
 
+    def serves(self, model: LoadedModel, requested: str) -> bool:
+        """Whether a loaded model serves a request for `requested` precision (auto, or a type)."""
+        if model.requested == requested or model.pick.dtype == requested:
+            return True
+        planned = self.planned_pick(model.entry, requested) if requested == "auto" else None
+        return planned is not None and planned.dtype == model.pick.dtype
+
     def preload(self, entry: ModelEntry) -> LoadedModel:
         """Load a model into the cache without activating it (a test load for !import_model)."""
         self._preflight(entry)
         self._evict(room_for=1)
-        model = self._load(entry)
+        model = self._load(entry, self.precision)
         self._place(model, active=False)
         self._cache[entry.name] = model
         self._cache.move_to_end(entry.name, last=False)  # first in line to be freed
@@ -284,18 +279,46 @@ class ModelManager:
     def _ensure_device(self) -> None:
         if self.device is None:
             self.device = pick_device(self.device_request)
-            self.dtype = pick_dtype(self.precision, self.device)
             if self.offload is not None and self.device != "cuda":
                 log.warning("--free_gpu_mem has no effect on %s", self.device)
 
-    def _load(self, entry: ModelEntry) -> LoadedModel:
+    def plain_precision(self) -> str | None:
+        """The type a line without --precision runs in here, when known without loading or measuring a model
+        (auto on a CPU with bfloat16 instructions depends on the model: None)."""
+        device = self.device or (self.device_request if self.device_request != "auto" else None)
+        if device is None and self.precision == "auto":
+            return None
+        pick = precisions.decide(self.precision, device)
+        return pick.dtype if pick is not None else None
+
+    def planned_pick(self, entry: ModelEntry, requested: str) -> Pick | None:
+        """The precision `entry` would load in without measuring: decided by the rule, or measured and
+        remembered before; None when it must be measured."""
+        pick = precisions.decide(requested, self.device)
+        record = self._precision_record(entry) if pick is None else None
+        return precisions.remembered(record) if record is not None else pick
+
+    @staticmethod
+    def _precision_record(entry: ModelEntry) -> Path | None:
+        from .builtin import cache_dir
+
+        location = entry.location() if entry.path is not None or entry.weights is not None else None
+        if location is None or not location.exists():
+            return None  # a model from the Hugging Face cache: measured each time it loads
+        return precisions.record_path(model_files(location), cache_dir())
+
+    def _load(self, entry: ModelEntry, requested: str) -> LoadedModel:
         diffusers = import_stack()
         self._ensure_device()
+        if requested not in precisions.PRECISIONS:
+            raise ModelError(f"--precision must be one of {', '.join(precisions.PRECISIONS)}, got {requested!r}")
+        pick = self.planned_pick(entry, requested)
+        dtype = torch_dtype(pick.dtype if pick is not None else "float32")  # measured from float32
         try:
             if entry.format == "ckpt":
-                pipe, where = self._load_checkpoint(entry), entry.location()
+                pipe, where = self._load_checkpoint(entry, dtype), entry.location()
             else:
-                pipe, where = self._load_diffusers(diffusers, entry)
+                pipe, where = self._load_diffusers(diffusers, entry, dtype)
         except ModelError:
             raise
         except Exception as exc:  # diffusers and transformers raise many types for a bad model
@@ -303,19 +326,36 @@ class ModelManager:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"model {entry.name!r} failed to load: {first}") from None
         self.disk_loads += 1
+        if pick is None:
+            pick = self._measure(entry, pipe)
         pipe.set_progress_bar_config(disable=True)
         img2img = diffusers.StableDiffusionImg2ImgPipeline(**pipe.components)
         img2img.set_progress_bar_config(disable=True)
-        log.info("loaded model %s from %s (%s)", entry.name, where, self.dtype)
-        return LoadedModel(entry, Path(where), pipe, img2img)
+        log.info("loaded model %s from %s (%s)", entry.name, where, pick.describe())
+        return LoadedModel(entry, Path(where), pipe, img2img, pick=pick, requested=requested, device=self.device)
 
-    def _load_diffusers(self, diffusers, entry: ModelEntry):
-        kwargs = dict(dtype=self.dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False)
+    def _measure(self, entry: ModelEntry, pipe) -> Pick:
+        """auto on a CPU with bfloat16 instructions: time the float32 UNet beside a bfloat16 copy, remember
+        the pick, and cast the pipeline when bfloat16 won (a cast from float32 gives the weights a bfloat16
+        load gives)."""
+        latent = max(pipe.unet.config.sample_size) if isinstance(pipe.unet.config.sample_size, (list, tuple)) \
+            else pipe.unet.config.sample_size
+        pick = precisions.measure(pipe.unet, latent)
+        self.measurements += 1
+        record = self._precision_record(entry)
+        if record is not None:
+            precisions.remember(record, pick)
+        if pick.dtype != "float32":
+            pipe.to(dtype=torch_dtype(pick.dtype))
+        return pick
+
+    def _load_diffusers(self, diffusers, entry: ModelEntry, dtype):
+        kwargs = dict(dtype=dtype, local_files_only=True, safety_checker=None, requires_safety_checker=False)
         vae = entry.resolve(entry.vae)
         if vae is not None:
             if not (vae / "config.json").is_file():
                 raise ModelError(f"model {entry.name!r}: vae {vae} is not a diffusers VAE folder (no config.json)")
-            kwargs["vae"] = diffusers.AutoencoderKL.from_pretrained(vae, dtype=self.dtype, local_files_only=True)
+            kwargs["vae"] = diffusers.AutoencoderKL.from_pretrained(vae, dtype=dtype, local_files_only=True)
         if entry.path is None:
             try:
                 folder = self._cached_repo(entry.repo_id)
@@ -337,12 +377,12 @@ class ModelManager:
 
         return Path(snapshot_download(repo_id, local_files_only=True))
 
-    def _load_checkpoint(self, entry: ModelEntry):
+    def _load_checkpoint(self, entry: ModelEntry, dtype):
         from .singlefile import load_single_file
 
         weights = entry.location()
         if not weights.exists():
             raise ModelError(f"model {entry.name!r}: no such file: {weights}")
         config = entry.resolve(entry.config)
-        return load_single_file(weights, str(config) if config is not None else None, self.dtype,
+        return load_single_file(weights, str(config) if config is not None else None, dtype,
                                 vae=entry.resolve(entry.vae))

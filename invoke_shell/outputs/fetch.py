@@ -7,13 +7,14 @@ import glob
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..atomic import write_atomic
 from ..errors import ImageError, ParseError, ShellError
-from ..request import shown_value
+from ..request import parse, shown_value, to_command
 from .metadata import file_sha256
 from .pngio import read_text_chunks
+from .provenance import Provenance, recorded, recorded_model
 from .readers import FAMILIES
 from .readers.common import load_json_object, notes_line, printable
 
@@ -28,10 +29,23 @@ class Rebuilt:
     family: str                # "" for this shell's own Dream line, else e.g. "AUTOMATIC1111"
     notes: tuple[str, ...]     # settings with no equivalent here
     inputs: tuple[tuple[str, str, str], ...] = ()  # (switch, path, sha256) of the files it was made from
+    made: Provenance | None = None   # precision, device, versions: this shell's PNGs record them
+    model: str | None = None         # the model's name and hash, as the file records them
+    model_hash: str | None = None
+    batch: tuple[tuple[str, ...], int] | None = None  # the commands made in one model pass with it, its index
 
     @property
     def notes_line(self) -> str:
         return notes_line(self.notes)
+
+    def replay_command(self, plain: str | None) -> str:
+        """The command that redraws the image: with `--precision` set to the recorded one unless a plain
+        line runs in that precision here (`plain`: a type, or None when that is not known without loading)."""
+        if self.made is None or self.made.precision == plain:
+            return self.command
+        request = parse(self.command)
+        return self.command if request.precision is not None else to_command(replace(request,
+                                                                                      precision=self.made.precision))
 
     def changed_inputs(self) -> list[str]:
         """A line for each input file (init image, mask) that is gone, or whose bytes are not those the
@@ -76,6 +90,26 @@ def recorded_inputs(chunks: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
                  and _SHA256.fullmatch(image[hash_key]))
 
 
+MAX_BATCH = 256
+
+
+def recorded_batch(chunks: dict[str, str]) -> tuple[tuple[str, ...], int] | None:
+    """The batch this shell's sd-metadata records for an image made with others: (their commands, its index)."""
+    try:
+        image = load_json_object(chunks.get("sd-metadata", ""), "sd-metadata").get("image")
+    except ParseError:
+        return None
+    batch = image.get("batch") if isinstance(image, dict) else None
+    if not isinstance(batch, dict):
+        return None
+    commands, index = batch.get("commands"), batch.get("index")
+    if (not isinstance(commands, list) or not 1 < len(commands) <= MAX_BATCH
+            or not all(isinstance(c, str) for c in commands) or isinstance(index, bool)
+            or not isinstance(index, int) or not 0 <= index < len(commands)):
+        return None
+    return tuple(commands), index
+
+
 def read_png(path: str) -> Rebuilt:
     """The command that made the image at `path`. The first family present that reads wins; when all
     present fail, the first one's error is raised. ImageError: not a readable PNG; NoMetadata."""
@@ -89,11 +123,22 @@ def read_png(path: str) -> Rebuilt:
         except ParseError as exc:
             first = first or ParseError(f"{path}: its {what} does not parse: {exc}")
             continue
-        return Rebuilt(command, family if foreign else "", tuple(notes), recorded_inputs(chunks))
+        made = recorded(chunks)  # only this shell's PNGs record it
+        model, model_hash = recorded_model(chunks)
+        return Rebuilt(command, family if foreign else "", tuple(notes), recorded_inputs(chunks), made, model,
+                       model_hash, recorded_batch(chunks))
     if first is not None:
         raise first
     raise NoMetadata(f"{path} carries no generation metadata (no Dream, sd-metadata, invokeai_metadata, "
                      f"parameters or ComfyUI prompt chunk)")
+
+
+def differences_line(made: Provenance, device: str | None) -> str | None:
+    """One line when the device (if known) or the library versions here are not those the image was made
+    with; the precision is not compared: the fetched command carries it."""
+    here = Provenance.here(made.precision, device or made.device, made.noise_device)
+    found = here.differences(made, ("device", "noise_device", "torch", "diffusers"))
+    return f"note: {'; '.join(found)}: the picture may differ" if found else None
 
 
 _GLOB_CHARS = set("*?[")
@@ -134,10 +179,10 @@ def fetch_one(pattern: str) -> Rebuilt:
     return read_png(paths[0])
 
 
-def fetch_to_file(pattern: str, outfile: str) -> str:
+def fetch_to_file(pattern: str, outfile: str, plain: str | None = None) -> str:
     """Write `# <path>`, a `# not carried over: ...` line when needed, and the command of every image
     matching `pattern` (sorted) into `outfile`, InvokeAI's `!fetch GLOB OUTFILE` format that `!replay`
-    runs. Images without usable metadata get a comment saying why. Returns the summary line."""
+    runs; `plain` as for `Rebuilt.replay_command`. Images without usable metadata get a comment saying why. Returns the summary line."""
     paths = matching_files(pattern)
     if not paths or not all(os.path.isfile(p) for p in paths):
         raise ImageError(f"no file matches {pattern}")
@@ -165,7 +210,7 @@ def fetch_to_file(pattern: str, outfile: str) -> str:
         if rebuilt.notes:
             lines.append("# " + rebuilt.notes_line)
         lines.extend(_path_comment(line) for line in rebuilt.changed_inputs())
-        lines.append(rebuilt.command)
+        lines.append(rebuilt.replay_command(plain))
         written += 1
     try:
         write_atomic(outfile, "\n".join(lines) + "\n")

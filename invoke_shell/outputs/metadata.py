@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 from .. import __version__
 from ..request import GenerationRequest, to_command
+from .provenance import Provenance
 from .readers.a1111 import parameters_text
 
 APP_ID = "invoke-shell"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The images that went through the model together with one image: their commands, and its index."""
+
+    commands: tuple[str, ...]
+    index: int
 
 
 def file_sha256(path: str) -> str:
@@ -22,9 +32,15 @@ def file_sha256(path: str) -> str:
 
 
 def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str, steps_run: int,
-                noise_device: str, schedule_steps: int | None = None, mask_source: str | None = None) -> dict:
+                made: Provenance, schedule_steps: int | None = None, mask_source: str | None = None,
+                batch: Batch | None = None) -> dict:
     """InvokeAI 2.x's `sd-metadata` for one image, plus what InvokeAI lost or never had: the init image
-    and strength (a bug dropped them there), the steps actually run and the noise device."""
+    and strength (a bug dropped them there), the steps actually run, what decides the pixels beyond the
+    command (precision, device, noise device; the library versions at the top level), and, for an image
+    that went through the model with others, that batch (their commands and its place among them), since
+    batched matrix products round differently from a lone image's."""
+    provenance = made.to_json()
+    versions = provenance.pop("versions")
     image = {
         "type": "img2img" if request.is_img2img else "txt2img",
         "prompt": [{"prompt": request.prompt, "weight": 1.0}],
@@ -44,8 +60,10 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
         "steps_run": steps_run,
         "schedule_steps": schedule_steps if schedule_steps is not None else request.steps,
         "compensate_steps": request.compensate_steps,
-        "noise_device": noise_device,
+        **provenance,
     }
+    if batch is not None:
+        image["batch"] = {"commands": list(batch.commands), "index": batch.index}
     if request.is_img2img:
         image.update(init_img=request.init_img, strength=request.strength, strength_steps=request.strength,
                      fit=request.fit, orig_hash=file_sha256(request.init_img))
@@ -54,15 +72,15 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
         if request.init_mask is not None:
             image.update(init_mask=request.init_mask, mask_hash=file_sha256(request.init_mask))
     return {"model": "stable diffusion", "model_id": model_name, "model_hash": model_hash,
-            "app_id": APP_ID, "app_version": __version__, "image": image}
+            "app_id": APP_ID, "app_version": __version__, "versions": versions, "image": image}
 
 
 def png_chunks(request: GenerationRequest, *, model_name: str, model_hash: str, steps_run: int,
-               noise_device: str, schedule_steps: int | None = None, mask_source: str | None = None
-               ) -> dict[str, str]:
+               made: Provenance, schedule_steps: int | None = None, mask_source: str | None = None,
+               batch: Batch | None = None) -> dict[str, str]:
     """The text chunks for one image: `Dream`, `sd-metadata`, and A1111's `parameters`."""
     meta = sd_metadata(request, model_name=model_name, model_hash=model_hash, steps_run=steps_run,
-                       noise_device=noise_device, schedule_steps=schedule_steps, mask_source=mask_source)
+                       made=made, schedule_steps=schedule_steps, mask_source=mask_source, batch=batch)
     return {"Dream": to_command(request), "sd-metadata": json.dumps(meta),
             "parameters": parameters_text(request, model_name=model_name, model_hash=model_hash,
-                                          version=__version__)}
+                                          version=made.version_text())}

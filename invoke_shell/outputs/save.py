@@ -10,9 +10,10 @@ from PIL import Image
 
 from ..request import to_command
 from .log import append_log
-from .metadata import png_chunks
+from .metadata import Batch, png_chunks
 from .naming import next_prefix
 from .pngio import write_png
+from .provenance import Provenance
 
 
 def _free_name(outdir: str, stem: str) -> str:
@@ -29,21 +30,26 @@ def image_name(request) -> str:
     return str(request.with_variations[-1][0] if request.with_variations else request.seed)
 
 
-def save_images(images, jobs, outdir: str, model, grid_request=None, prefix: str | None = None
+def save_images(images, batches, outdir: str, model, made: Provenance, grid_request=None, prefix: str | None = None
                 ) -> list[tuple[str, str]]:
     """Write each image of one command as `<prefix>.<seed>.png` (a variation: its sub-seed), plus a grid
-    `<prefix>.<first seed>.grid.png` when `grid_request` is given. Returns [(path, canonical command)]."""
-    from ..engine.generate import NOISE_DEVICE
-
+    `<prefix>.<first seed>.grid.png` when `grid_request` is given. `batches` are the command's jobs as they
+    went through the model together; `made` is what they were made with. Returns [(path, canonical command)]."""
     prefix = prefix or next_prefix(outdir)
+    jobs = [job for batch in batches for job in batch]
+    commands = [to_command(job.request) for job in jobs]
+    places, start = [], 0  # (the commands of the image's batch, its index there)
+    for batch in batches:
+        places += [(tuple(commands[start:start + len(batch)]), index) for index in range(len(batch))]
+        start += len(batch)
     saved, metas = [], []
-    for image, job in zip(images, jobs):
+    for image, job, command, (together, index) in zip(images, jobs, commands, places):
         request = job.request
-        command = to_command(request)
         chunks = png_chunks(request, model_name=model.name, model_hash=model.content_hash(),
                             steps_run=job.schedule.steps_run, schedule_steps=job.schedule.steps,
-                            noise_device=NOISE_DEVICE, mask_source=job.mask.source if job.mask is not None else None)
-        metas.append(json.loads(chunks["sd-metadata"])["image"])
+                            made=made, mask_source=job.mask.source if job.mask is not None else None,
+                            batch=Batch(together, index) if len(together) > 1 else None)
+        metas.append({k: v for k, v in json.loads(chunks["sd-metadata"])["image"].items() if k != "batch"})
         path = _free_name(outdir, f"{prefix}.{image_name(request)}")
         write_png(path, image, chunks)
         append_log(outdir, path, command)
@@ -52,7 +58,7 @@ def save_images(images, jobs, outdir: str, model, grid_request=None, prefix: str
         command = to_command(grid_request)
         chunks = png_chunks(grid_request, model_name=model.name, model_hash=model.content_hash(),
                             steps_run=jobs[0].schedule.steps_run, schedule_steps=jobs[0].schedule.steps,
-                            noise_device=NOISE_DEVICE)
+                            made=made)
         meta = json.loads(chunks["sd-metadata"])
         del meta["image"]
         meta["images"] = metas  # InvokeAI's grid form: one entry per image

@@ -111,7 +111,8 @@ def _quote(value: str) -> str:
 
 
 def parameters_text(request: GenerationRequest, *, model_name: str, model_hash: str, version: str) -> str:
-    """The A1111 `parameters` text for a request whose seed and size are resolved."""
+    """The A1111 `parameters` text for a request whose seed and size are resolved; `version` is the
+    `Version:` value (this shell's: its version, torch's and diffusers', the device and precision)."""
     lines = [request.positive_prompt]
     if request.negative_prompt:
         lines.append(f"Negative prompt: {request.negative_prompt}")
@@ -127,6 +128,6 @@ def parameters_text(request: GenerationRequest, *, model_name: str, model_hash: 
         params += [("Variation seed", str(variations[0][0])), ("Variation seed strength", f"{variations[0][1]:g}")]
     if request.is_img2img:
         params += [("Denoising strength", f"{request.strength:g}"), ("Init image", request.init_img)]
-    params += [("RNG", "CPU"), ("Version", f"invoke-shell {version}")]
+    params += [("RNG", "CPU"), ("Version", version)]
     lines.append(", ".join(f"{key}: {_quote(value)}" for key, value in params))
     return "\n".join(lines)
