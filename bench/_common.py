@@ -163,10 +163,10 @@ def set_sampler(pipe, sampler: str) -> None:
     """`pipe.scheduler = <Class>.from_config(pipe.scheduler.config)`, the class named by the sampler table."""
     import diffusers
 
-    from invoke_shell.engine.samplers import SCHEDULERS
+    from invoke_shell.samplers import BY_NAME
 
-    class_name, overrides = SCHEDULERS[sampler]
-    pipe.scheduler = getattr(diffusers, class_name).from_config(pipe.scheduler.config, **overrides)
+    entry = BY_NAME[sampler]
+    pipe.scheduler = getattr(diffusers, entry.scheduler).from_config(pipe.scheduler.config, **entry.config_overrides)
 
 
 def raw_txt2img(pipe, prompt: str, steps: int, size: int, seed: int, cfg: float = 7.5, images: int = 1):

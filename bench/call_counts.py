@@ -22,7 +22,7 @@ import _common as c  # noqa: I001  (sets HF_HUB_OFFLINE first)
 import tempfile
 from pathlib import Path
 
-from invoke_shell.engine.samplers import SCHEDULERS
+from invoke_shell.samplers import NAMES as SAMPLERS
 
 SECOND_ORDER = {"k_heun", "k_dpm_2", "k_dpm_2_a"}
 STRENGTHS = (0.3, 0.7, 1.0)
@@ -60,8 +60,8 @@ def main() -> None:
         said: list[str] = []
         shell = Shell(c.manager(c.demo_entry()), outdir=str(Path(tmp) / "out"), say=said.append, model="demo")
         shell.said = said
-        cases = [(s, None, 1, 7.5) for s in SCHEDULERS]
-        cases += [(s, f, 1, 7.5) for s in SCHEDULERS for f in STRENGTHS]
+        cases = [(s, None, 1, 7.5) for s in SAMPLERS]
+        cases += [(s, f, 1, 7.5) for s in SAMPLERS for f in STRENGTHS]
         cases += [("k_lms", None, 2, 7.5), ("k_lms", 0.7, 2, 7.5), ("k_lms", None, 1, 1.0), ("k_lms", 0.7, 1, 1.0)]
         header = (f"{'mode':8} {'sampler':10} {'-f':>4} {'-n':>2} {'-C':>4} | {'UNet':>4} {'batch':>5} {'enc':>3} "
                   f"{'dec':>3} {'text':>4} | {'min UNet':>8} {'enc':>3} {'dec':>3} {'text':>4} | verdict")

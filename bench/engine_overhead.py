@@ -54,7 +54,8 @@ def extras(model, raw) -> None:
 
     from invoke_shell.engine import generate as engine
     from invoke_shell.engine.prompts import conditioning
-    from invoke_shell.engine.samplers import SCHEDULERS, make_scheduler
+    from invoke_shell.engine.samplers import make_scheduler
+    from invoke_shell.samplers import NAMES
 
     req = c.request(PROMPT, 20, 64, 7)
     print(f"\nengine work outside the pipeline call ({model.name}, median of 11):")
@@ -66,7 +67,7 @@ def extras(model, raw) -> None:
     print(f"  diffusers encode_prompt (inside its call)  {encode:8.2f} ms")
     config = model.txt2img.scheduler.config
     print("  a scheduler from the model's config (make_scheduler; prepare and run_batch each build one):")
-    for sampler in SCHEDULERS:
+    for sampler in NAMES:
         built = median_ms(lambda: make_scheduler(sampler, config), n=5)
         scheduler = make_scheduler(sampler, config)
         timesteps = median_ms(lambda: scheduler.set_timesteps(20), n=5)

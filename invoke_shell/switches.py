@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SAMPLERS = ("ddim", "plms", "k_lms", "k_euler", "k_euler_a", "k_heun", "k_dpm_2", "k_dpm_2_a", "k_dpmpp_2")
+from .samplers import NAMES
+
+SAMPLERS = NAMES  # from the sampler table (samplers.py)
 SEED_LIMIT = 2**32
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
 

@@ -8,6 +8,7 @@ import re
 
 from ...errors import ParseError
 from ...request import GenerationRequest
+from ...samplers import FROM_A1111, a1111_name
 from .common import MAX_TEXT_CHARS, Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets
 
 # A1111's own regex (modules/infotext_utils.py): `Key: value` or `Key: "json string"`, with keys of at most
@@ -15,9 +16,6 @@ from .common import MAX_TEXT_CHARS, Found, as_float, as_int, command_of, map_sam
 _PARAM = re.compile(r'\s*(\w[\w \-/]{1,79}):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _EXTRA_NETWORK = re.compile(r"<(lora|lyco|hypernet):([^>]{1,200})>")
 
-TO_OURS = {"Euler a": "k_euler_a", "Euler": "k_euler", "LMS": "k_lms", "Heun": "k_heun", "DPM2": "k_dpm_2",
-           "DPM2 a": "k_dpm_2_a", "DPM++ 2M": "k_dpmpp_2", "DDIM": "ddim", "PLMS": "plms"}
-FROM_OURS = {ours: theirs for theirs, ours in TO_OURS.items()}
 # keys that describe the file rather than the image, and values that equal what this shell does anyway
 _PROVENANCE = {"Version", "User", "Model hash", "VAE hash", "Hashes", "Lora hashes", "TI hashes"}
 _SAME_AS_OURS = {("Clip skip", "1"), ("RNG", "CPU"), ("Schedule type", "Automatic"), ("ENSD", "0")}
@@ -101,7 +99,7 @@ def _settings(params: dict[str, str], found: Found) -> None:
 
 def _sampler(value: str, found: Found) -> None:
     karras = value.endswith(" Karras")  # older A1111 names carry the schedule: "DPM++ 2M Karras"
-    map_sampler(value[: -len(" Karras")] if karras else value, TO_OURS, found, "Sampler")
+    map_sampler(value[: -len(" Karras")] if karras else value, FROM_A1111, found, "Sampler")
     if karras and found.sampler is not None:
         found.note("Schedule type", "Karras")
 
@@ -116,7 +114,7 @@ def parameters_text(request: GenerationRequest, *, model_name: str, model_hash: 
     lines = [request.positive_prompt]
     if request.negative_prompt:
         lines.append(f"Negative prompt: {request.negative_prompt}")
-    params = [("Steps", str(request.steps)), ("Sampler", FROM_OURS[request.sampler]),
+    params = [("Steps", str(request.steps)), ("Sampler", a1111_name(request.sampler)),
               ("CFG scale", f"{request.cfg_scale:g}")]
     if request.seed is not None:
         params.append(("Seed", str(request.seed)))

@@ -4,11 +4,10 @@ comes from another node is `[node_id, output_index]`. We read the KSampler and w
 from __future__ import annotations
 
 from ...errors import ParseError
+from ...samplers import BY_NAME, FROM_COMFYUI
 from .common import Found, as_float, as_int, as_text, command_of, load_json_object, map_sampler, plain_brackets
 
 SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")
-TO_OURS = {"euler": "k_euler", "euler_ancestral": "k_euler_a", "heun": "k_heun", "dpm_2": "k_dpm_2",
-           "dpm_2_ancestral": "k_dpm_2_a", "lms": "k_lms", "dpmpp_2m": "k_dpmpp_2", "ddim": "ddim"}
 # node types whose effect the rebuilt command already has, or that only load, decode or save
 _ACCOUNTED = {"KSampler", "KSamplerAdvanced", "CLIPTextEncode", "EmptyLatentImage", "CheckpointLoaderSimple",
               "VAEDecode", "VAEEncode", "LoadImage", "SaveImage", "PreviewImage", "LoraLoader",
@@ -41,8 +40,8 @@ def from_prompt(text: str) -> tuple[str, list[str], bool]:
     if inputs.get("cfg") is not None:
         found.cfg_scale = as_float(inputs["cfg"], "cfg")
     if inputs.get("sampler_name") is not None:
-        map_sampler(inputs["sampler_name"], TO_OURS, found, "sampler_name")
-    if inputs.get("scheduler") not in (None, "normal"):
+        map_sampler(inputs["sampler_name"], FROM_COMFYUI, found, "sampler_name")
+    if inputs.get("scheduler") is not None and inputs["scheduler"] != _scheduler_of(found.sampler):
         found.note("scheduler", inputs["scheduler"])
     if advanced:
         for key, default in (("start_at_step", 0), ("end_at_step", 10000)):
@@ -59,6 +58,12 @@ def from_prompt(text: str) -> tuple[str, list[str], bool]:
     if others:
         found.note("other nodes", " ".join(others[:12]))
     return command_of(found), found.notes, True
+
+
+def _scheduler_of(sampler: str | None) -> str:
+    """The ComfyUI scheduler that goes with our sampler (the table's pair), "normal" for the others."""
+    entry = BY_NAME.get(sampler) if sampler else None
+    return entry.comfyui[1] if entry is not None and entry.comfyui else "normal"
 
 
 def _link(value: object) -> str | None:

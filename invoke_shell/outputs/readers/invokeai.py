@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from ...errors import ParseError
 from ...request import parse, quote_prompt, split_prompt, to_command
+from ...samplers import FROM_INVOKEAI3
 from ...switches import BY_SPELLING, SAMPLERS, UNSUPPORTED
 from .common import (MAX_TEXT_CHARS, Found, as_float, as_int, as_text, clip, command_of, load_json_object,
                      map_sampler, plain_brackets)
@@ -23,9 +24,6 @@ _SHORT = sorted((s for s in list(BY_SPELLING) + list(UNSUPPORTED) if not s.start
 
 # InvokeAI 2.x samplers are ours; these two were accepted there and ran the model's default scheduler
 INVOKEAI2_SAMPLERS = {name: name for name in SAMPLERS}
-# InvokeAI 3+ scheduler names; a `_k` suffix means Karras sigmas, which our samplers do not use
-INVOKEAI3_SAMPLERS = {"ddim": "ddim", "pndm": "plms", "lms": "k_lms", "euler": "k_euler", "euler_a": "k_euler_a",
-                      "heun": "k_heun", "kdpm_2": "k_dpm_2", "kdpm_2_a": "k_dpm_2_a", "dpmpp_2m": "k_dpmpp_2"}
 
 
 def from_dream(line: str) -> tuple[str, list[str], bool]:
@@ -186,7 +184,7 @@ def from_invokeai3(text: str) -> tuple[str, list[str], bool]:
     if scheduler is not None:
         name = as_text(scheduler, "scheduler")
         base = name[:-2] if name.endswith("_k") else name
-        map_sampler(base, INVOKEAI3_SAMPLERS, found, "scheduler")
+        map_sampler(base, FROM_INVOKEAI3, found, "scheduler")  # `_k`: Karras sigmas, noted
         if found.sampler is not None and base != name:
             found.note("scheduler", f"{name} (Karras sigmas)")
     init = data.get("init_image")
