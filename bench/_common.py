@@ -55,7 +55,7 @@ def setup(threads: int | None) -> None:
     """Set torch's threads (None: torch's default) and import diffusers as the shell does (offline, quiet)."""
     import torch
 
-    from invoke_shell.models.manager import import_stack
+    from invoke_shell.models.stack import import_stack
 
     if threads is not None:
         torch.set_num_threads(threads)

@@ -68,7 +68,8 @@ def setup_logging(path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     from .models.manager import ModelManager
     from .models.registry import load_registry
-    from .shell import Shell, interact, read_command_file
+    from .commandfile import read_command_file
+    from .shell import Shell, interact
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,65 +1,12 @@
-"""The `!` commands: a registry filled by a decorator; names and aliases are exact."""
+"""The general `!` commands: help, fetch, verify, replay, models, switch, schedule, quit (COMMANDS)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from .command_table import CommandTable
 
 
-@dataclass(frozen=True)
-class Command:
-    name: str
-    aliases: tuple[str, ...]
-    usage: str
-    help: str
-    run: Callable          # run(shell, argument_text)
-    completes: str = ""    # what the completer offers for the argument: "image", "text_file", "model"
-
-
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str, *aliases: str, usage: str, help: str, completes: str = ""):
-    def register(fn: Callable) -> Callable:
-        cmd = Command(name, aliases, usage, help, fn, completes)
-        for spelling in (name, *aliases):
-            COMMANDS[spelling] = cmd
-        return fn
-
-    return register
-
-
-def unique_commands() -> list[Command]:
-    seen: dict[str, Command] = {}
-    for cmd in COMMANDS.values():
-        seen.setdefault(cmd.name, cmd)
-    return list(seen.values())
-
-
-# ---- questions at the prompt, shared by the commands that ask ----
-
-def ask(shell, question: str, default: str) -> str:
-    """Ask through the prompt when interactive (the default pre-filled); otherwise take the default."""
-    if shell.ask is None:
-        return default
-    answer = shell.ask(f"{question}: ", default)
-    return answer.strip() or default
-
-
-def yes(shell, question: str) -> bool:
-    """A y/N question at the prompt (nothing pre-filled; Enter means no)."""
-    return ask(shell, f"{question} [y/N]", "").lower() in ("y", "yes")
-
-
-def confirm(shell, question: str, given_yes: bool) -> bool:
-    """True when `--yes` was given or the user says yes; outside the prompt `--yes` is required."""
-    from .errors import ParseError
-
-    if given_yes:
-        return True
-    if shell.ask is None:
-        raise ParseError(f"{question.rstrip('?')}: needs confirmation; add --yes when not at the prompt")
-    return yes(shell, question)
+COMMANDS = CommandTable()
+command = COMMANDS.command
 
 
 # ---- the commands ----
@@ -74,7 +21,7 @@ def _help(shell, argument: str) -> None:
         extra = f" ({', '.join(sw.choices)})" if sw.choices else (f" {sw.range.describe()}" if sw.range else "")
         lines.append(f"  {left:28} {sw.help}{extra}")
     lines.append("Commands:")
-    for cmd in unique_commands():
+    for cmd in shell.commands.unique():
         lines.append(f"  {cmd.usage:28} {cmd.help}")
     lines.append("  q, Ctrl-D                    leave the shell; Ctrl-C cancels a line or a running generation")
     shell.say("\n".join(lines))
@@ -123,7 +70,7 @@ def _verify(shell, argument: str) -> None:
 @command("!replay", usage="!replay FILE", help="run the commands in a text file", completes="text_file")
 def _replay(shell, argument: str) -> None:
     from .errors import ParseError, ShellError
-    from .shell import read_command_file
+    from .commandfile import read_command_file
 
     if not argument:
         raise ParseError("!replay needs a command file: !replay FILE")
@@ -174,8 +121,6 @@ def _switch(shell, argument: str) -> None:
 
 @command("!schedule", usage="!schedule COMMAND", help="show what a command would run, without running a model")
 def _schedule(shell, argument: str) -> None:
-    from dataclasses import replace
-
     from .engine.schedule import compensated_steps, describe, plan
     from .errors import ParseError
     from .request import parse
@@ -195,7 +140,7 @@ def _schedule(shell, argument: str) -> None:
 
 @command("!quit", "!exit", usage="!quit", help="leave the shell (also q or Ctrl-D)")
 def _quit(shell, argument: str) -> None:
-    from .shell import Quit
+    from .errors import Quit
 
     raise Quit
 

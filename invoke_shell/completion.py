@@ -1,4 +1,4 @@
-"""Tab completion fed by the switch table, the command registry, the model registry and the file system.
+"""Tab completion fed by the switch table, the command table it is handed, the model registry and the file system.
 Each completion carries a short help text beside it."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import re
 from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from .commands import COMMANDS
 from .switches import BY_SPELLING, SWITCHES
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
@@ -25,7 +24,8 @@ def _path_completer(extensions: tuple[str, ...] | None, get_paths=None) -> PathC
 
 
 class ShellCompleter(Completer):
-    def __init__(self, model_names=lambda: (), seeds=lambda: (), outdir=lambda: "outputs"):
+    def __init__(self, commands, model_names=lambda: (), seeds=lambda: (), outdir=lambda: "outputs"):
+        self.commands = commands  # a CommandTable
         self.model_names = model_names
         self.seeds = seeds
         # images are looked for here and in the output folder
@@ -39,11 +39,11 @@ class ShellCompleter(Completer):
         if text.startswith("!"):
             name, space, rest = text.partition(" ")
             if not space:
-                for spelling, cmd in sorted(COMMANDS.items()):
+                for spelling, cmd in self.commands.spellings():
                     if spelling.startswith(name):
                         yield Completion(spelling, -len(name), display_meta=cmd.help)
                 return
-            cmd = COMMANDS.get(name)
+            cmd = self.commands.get(name)
             if cmd is not None:
                 yield from self._value(cmd.completes, rest)
             return

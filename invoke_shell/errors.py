@@ -15,3 +15,7 @@ class ModelError(ShellError):
 
 class ImageError(ShellError):
     """An image file that cannot be used."""
+
+
+class Quit(Exception):
+    """Raised by `q` / `!quit` to leave the loop (not an error: control flow the loop catches)."""

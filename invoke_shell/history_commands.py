@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from .commands import command, confirm
+from .command_table import CommandTable
 from .errors import ParseError, ShellError
+from .questions import confirm
 from .request import shown_value
+
+COMMANDS = CommandTable()
+command = COMMANDS.command
 
 
 def _history(shell):

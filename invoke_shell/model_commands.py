@@ -12,9 +12,13 @@ import shlex
 from dataclasses import replace
 from pathlib import Path
 
-from .commands import ask, command, confirm, yes
+from .command_table import CommandTable
 from .errors import ModelError, ParseError
 from .models.registry import NAME_PATTERN, ModelEntry
+from .questions import ask, confirm, yes
+
+COMMANDS = CommandTable()
+command = COMMANDS.command
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt")
 _TEXT = {"--name", "--description", "--path", "--weights", "--config", "--vae"}

@@ -5,36 +5,23 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
+import re
 import sys
 import threading
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
-import re
-
-from . import commands, history_commands, model_commands  # noqa: F401  (these register their commands)
-from .errors import ModelError, ParseError, ShellError
-from .request import Defaults, GenerationRequest, parse
-from .seeds import image_requests
-from .switches import SEED_LIMIT
+from . import generation
+from .command_set import default_commands
+from .command_table import CommandTable
+from .errors import ModelError, ParseError, Quit, ShellError
+from .generation import Output
+from .history_commands import recall as recall_entry
+from .request import Defaults, parse
 
 log = logging.getLogger(__name__)
 
 PROMPT = "invoke> "
-
-
-class Quit(Exception):
-    """Raised by `q` / `!quit` to leave the loop."""
-
-
-@dataclass(frozen=True)
-class Output:
-    """One image this session made: where it went and its seed (for `-S -1` and `-I -1`)."""
-
-    path: str
-    seed: int
 
 
 @dataclass
@@ -46,8 +33,10 @@ class Tally:
 
 class Shell:
     def __init__(self, manager, *, defaults: Defaults = Defaults(), outdir: str = "outputs",
-                 model: str | None = None, log_path: str | None = None, say: Callable[[str], None] = print):
+                 model: str | None = None, log_path: str | None = None, say: Callable[[str], None] = print,
+                 commands: CommandTable | None = None):
         self.manager = manager
+        self.commands = commands if commands is not None else default_commands()  # the `!` commands
         self.defaults = defaults
         self.outdir = outdir
         self.log_path = log_path
@@ -186,11 +175,11 @@ class Shell:
             raise Quit
         recall = re.fullmatch(r"!(\d+)", line)
         if recall:
-            history_commands.recall(self, int(recall.group(1)))
+            recall_entry(self, int(recall.group(1)))
             return
         if line.startswith("!"):
             name, _, argument = line.partition(" ")
-            cmd = commands.COMMANDS.get(name)
+            cmd = self.commands.get(name)
             if cmd is None:
                 raise ParseError(f"unknown command {name!r}; type !help for the list")
             cmd.run(self, argument.strip())
@@ -198,135 +187,12 @@ class Shell:
         self.generate(line)
 
     # ---- generation ----
-    def resolve(self, request: GenerationRequest) -> GenerationRequest:
-        """Turn back-references (-S -1, -I -1) into the previous command's seed and image, and draw a
-        random seed when none is given."""
-        seed = request.seed
-        if request.seed_reference is not None:
-            seed = self._previous(request.seed_reference, "-S/--seed").seed
-        elif seed is None:
-            seed = secrets.randbelow(SEED_LIMIT)
-        init_img = request.init_img
-        if request.init_img_reference is not None:
-            init_img = self._previous(request.init_img_reference, "-I/--init_img").path
-        return replace(request, seed=seed, init_img=init_img)
-
-    def _previous(self, reference: int, switch: str) -> Output:
-        if not self.previous:
-            raise ParseError(f"{switch} {reference}: there is no previous image in this session yet")
-        if -reference > len(self.previous):
-            raise ParseError(f"{switch} {reference}: the previous command made {len(self.previous)} image(s)")
-        return self.previous[reference]
-
     def generate(self, line: str) -> None:
-        from .engine import generate as engine
-        from .outputs.naming import next_prefix
-        from .outputs.runview import RunRecorder, strip_title
-        from .outputs.save import image_name, save_images
+        """A generation command (generation.py runs it); the session remembers its images and seeds."""
+        made = generation.generate(parse(line, self.defaults), self)
+        self.previous = list(made.outputs)
+        self.seeds.extend(output.seed for output in made.outputs)
 
-        parsed = parse(line, self.defaults)
-        request = self.resolve(parsed)
-        model = self.model(request.precision)
-        jobs = [engine.prepare(r, model) for r in image_requests(request, seeded=parsed.seed is not None)]
-        for note in jobs[0].notes:
-            self.say(note)
-        for warning in jobs[0].warnings:
-            self.say(f"warning: {warning}")
-        if request.log_tokenization:
-            self.show_tokens(model, request)
-        schedule = jobs[0].schedule
-        if schedule.strength is not None:
-            note = (f" (--compensate_steps: a {schedule.steps}-step schedule runs the {request.steps} asked for)"
-                    if request.compensate_steps else "")
-            self.say(f"{jobs[0].mode}: strength {schedule.strength:.2f} x {schedule.steps} steps -> "
-                     f"{schedule.steps_run} of {schedule.steps} steps from the init image{note}")
-        outdir = request.outdir or self.outdir
-        recorder = None
-        if request.save_intermediates or request.strip:
-            recorder = RunRecorder(model, [image_name(j.request) for j in jobs], schedule.steps_run,
-                                   request.save_intermediates, keep_all=request.strip)
-        images = []
-        batches = engine.batches(jobs)
-        for batch in batches:
-            with progress_bar(schedule, len(batch)) as advance:
-                def on_step(step, latents):
-                    advance()
-                    if recorder is not None:
-                        recorder.on_step(step, latents)
-
-                if recorder is not None:
-                    recorder.offset = len(images)
-                images.extend(engine.run_batch(batch, model, on_step=on_step,
-                                               on_start=recorder.on_start if recorder else None))
-        grid = None
-        if request.grid and len(jobs) > 1:
-            grid = replace(jobs[0].request, iterations=len(jobs), grid=True, with_variations=request.with_variations,
-                           variation_amount=request.variation_amount)
-        prefix = next_prefix(outdir)  # taken once the images exist: a cancelled run leaves no gap
-        saved = save_images(images, batches, outdir, model, engine.provenance(model), grid, prefix=prefix)
-        self.previous = [Output(path, job.request.seed) for (path, _), job in zip(saved, jobs)]
-        self.seeds.extend(job.request.seed for job in jobs)
-        for path, command in saved:
-            self.say(f"{path}: {command}")
-        if recorder is not None:
-            self._write_run_views(recorder, request, jobs, images, saved, outdir, prefix,
-                                  strip_title(schedule, jobs[0].mode))
-
-    def _write_run_views(self, recorder, request, jobs, images, saved, outdir, prefix, title) -> None:
-        from .outputs.pngio import write_png
-
-        if request.save_intermediates:
-            paths = recorder.write_intermediates(outdir, prefix)
-            self.say(f"{len(paths)} step previews in {os.path.join(outdir, 'intermediates', prefix)}")
-        if request.strip:
-            for index, ((path, command), image) in enumerate(zip(saved, images)):
-                strip_path = path[: -len(".png")] + ".strip.png"
-                write_png(strip_path, recorder.strip(index, image, title), {"Dream": command})
-                self.say(f"strip: {strip_path}")
-
-    def show_tokens(self, model, request: GenerationRequest) -> None:
-        from .engine.prompts import MAX_TOKENS, tokenization
-
-        for label, text in (("prompt", request.positive_prompt), ("negative", request.negative_prompt)):
-            if not text:
-                continue
-            tokens = tokenization(model, text)
-            self.say(f"{label} tokens ({len(tokens.kept)} of {MAX_TOKENS}): {' '.join(tokens.kept)}")
-            if tokens.dropped:
-                self.say(f"{label} tokens dropped past {MAX_TOKENS} ({len(tokens.dropped)}): {' '.join(tokens.dropped)}")
-
-
-@contextmanager
-def progress_bar(schedule, images: int):
-    """A progress bar on stderr for the steps actually run, with it/s and time left; nothing unless stderr
-    is a terminal. It is drawn only while the model runs, never while the prompt is shown."""
-    if not sys.stderr.isatty():
-        yield lambda: None
-        return
-    from tqdm import tqdm
-
-    label = f"{schedule.steps_run}/{schedule.steps} steps" + (f" x {images} images" if images > 1 else "")
-    bar = tqdm(total=schedule.steps_run, desc=label, unit="step", leave=False, file=sys.stderr,
-               dynamic_ncols=True)
-    try:
-        yield bar.update
-    finally:
-        bar.close()
-
-
-def read_command_file(path: str) -> list[str]:
-    """The lines of a command file (`-` is standard input); one-line ShellError when unreadable."""
-    if path == "-":
-        return sys.stdin.read().splitlines()
-    if os.path.isdir(path):
-        raise ShellError(f"{path} is a folder, not a command file")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().splitlines()
-    except FileNotFoundError:
-        raise ShellError(f"no such command file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ShellError(f"cannot read {path}: {exc}") from None
 
 
 def interact(shell: Shell, *, input=None, output=None, history_path: str | None = None,
@@ -344,7 +210,7 @@ def interact(shell: Shell, *, input=None, output=None, history_path: str | None 
         os.makedirs(os.path.dirname(history_path) or ".", exist_ok=True)
         history = ShellHistory(history_path, history_limit)
         shell.history = history
-    completer = ShellCompleter(model_names=lambda: shell.manager.registry.names(),
+    completer = ShellCompleter(shell.commands, model_names=lambda: shell.manager.registry.names(),
                                seeds=lambda: list(dict.fromkeys(reversed(shell.seeds))),
                                outdir=lambda: shell.outdir)
     session = PromptSession(history=history, completer=completer, complete_while_typing=False,

@@ -16,7 +16,7 @@ from PIL import Image
 from .errors import ImageError, ParseError, ShellError
 from .outputs.fetch import NoMetadata, matching_files, read_png
 from .request import parse, shown_value
-from .seeds import image_requests
+from .generation import denoise, prepare
 from .switches import BY_DEST
 
 USAGE = "!verify FILE|GLOB [...] [--keep] [--precision TYPE]"
@@ -115,10 +115,9 @@ def check(shell, path: str, options: Options) -> tuple[str, bool]:
     if rebuilt.batch is not None:  # made in one model pass with others: the same pass again
         commands, index = rebuilt.batch
         jobs = [engine.prepare(replace(parse(c), precision=precision), model) for c in commands]
-        images = [engine.run_batch(jobs, model)[index]]
+        images = [denoise([jobs], model)[index]]
     else:
-        jobs = [engine.prepare(r, model) for r in image_requests(request, seeded=True)]
-        images = [image for batch in engine.batches(jobs) for image in engine.run_batch(batch, model)]
+        images = denoise(engine.batches(prepare(request, True, model)), model)
     if request.grid and len(images) > 1:
         from .outputs.save import make_grid
 

@@ -12,6 +12,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from invoke_shell.command_set import default_commands
 from invoke_shell.completion import ShellCompleter
 from invoke_shell.history import ShellHistory
 from invoke_shell.shell import interact
@@ -93,8 +94,8 @@ def files(tmp_path, monkeypatch):
 
 
 def complete(text, **kwargs):
-    completer = ShellCompleter(model_names=lambda: ("sd15", "tiny", "tinier"), seeds=lambda: [42, 4242, 7],
-                               outdir=lambda: "outputs", **kwargs)
+    completer = ShellCompleter(default_commands(), model_names=lambda: ("sd15", "tiny", "tinier"),
+                               seeds=lambda: [42, 4242, 7], outdir=lambda: "outputs", **kwargs)
     return [(c.text, c.start_position) for c in completer.get_completions(Document(text), CompleteEvent())]
 
 
@@ -124,7 +125,7 @@ def test_completion_contexts(files):
 
 
 def test_completions_carry_help(files):
-    completer = ShellCompleter()
+    completer = ShellCompleter(default_commands())
     (steps,) = [c for c in completer.get_completions(Document('"x" --ste'), CompleteEvent())]
     assert steps.display_meta_text == "number of sampler steps"
 

@@ -28,8 +28,6 @@ def _read(tmp_path, name: str, chunks: dict[str, str]):
 
 def test_every_consumer_reads_the_table():
     assert switches.SAMPLERS == switches.BY_DEST["sampler"].choices == tuple(s.name for s in TABLE)
-    from invoke_shell.outputs.readers import a1111, comfyui, invokeai  # noqa: F401  (they import the maps)
-
     assert set(samplers.FROM_A1111.values()) == {s.name for s in TABLE if s.a1111}
     assert set(samplers.FROM_COMFYUI.values()) == {s.name for s in TABLE if s.comfyui}
     assert set(samplers.FROM_INVOKEAI3.values()) == {s.name for s in TABLE if s.invokeai3}

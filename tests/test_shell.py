@@ -166,12 +166,11 @@ def test_q_in_a_file_ends_the_file_not_the_session(shell, tmp_path):
 
 
 def test_help_lists_every_switch_and_command(shell):
-    from invoke_shell.commands import unique_commands
     from invoke_shell.switches import SWITCHES
 
     shell.execute("!help")
     text = "\n".join(shell.said)
     for sw in SWITCHES:
         assert all(s in text for s in sw.spellings)
-    for cmd in unique_commands():
+    for cmd in shell.commands.unique():
         assert cmd.usage in text

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 sys.stdout.write(text)
             return 0
-        from ..shell import read_command_file
+        from ..commandfile import read_command_file
         from .split import plan
 
         if args.num_processes < 1:

@@ -127,7 +127,7 @@ def run_distributed(shell, source: str | None, args) -> int:
     so that the launcher never stops the main process before its summary is out."""
     from accelerate.utils import broadcast_object_list, gather_object
 
-    from ..shell import read_command_file
+    from ..commandfile import read_command_file
 
     if source in (None, "-"):
         print("invoke-shell: under accelerate launch, give the commands with --from_file FILE "

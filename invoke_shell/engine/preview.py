@@ -21,7 +21,7 @@ FIT_PROMPTS = ["", "fire", "a photo", "a red circle on a blue background", "a ye
 
 
 def _cache_file(model):
-    from ..models.builtin import cache_dir
+    from ..paths import cache_dir
 
     return cache_dir() / "previews" / f"{model.content_hash()}.json"
 

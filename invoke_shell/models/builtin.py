@@ -16,17 +16,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..paths import cache_dir  # noqa: F401  (built-in models live there; callers found it here before)
+
 PREFIX = "builtin:"
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "builtin"
 TINY_VERSION = "tiny-v1"  # bump when build_tiny changes, so old caches are not reused
-
-
-def cache_dir() -> Path:
-    """$INVOKE_SHELL_CACHE, else $XDG_CACHE_HOME/invoke-shell, else ~/.cache/invoke-shell."""
-    if os.environ.get("INVOKE_SHELL_CACHE"):
-        return Path(os.environ["INVOKE_SHELL_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "invoke-shell"
 
 
 def is_builtin(path: str) -> bool:

@@ -9,37 +9,23 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import ModelError
+from . import families
 from . import precision as precisions
+from .families import Family
 from .files import model_files, stat_key
 from .precision import Pick
 from .registry import ModelEntry, Registry
+from .stack import import_stack
 
 log = logging.getLogger(__name__)
 
 OFFLOAD_MODES = ("model", "sequential")
-
-
-def import_stack():
-    """Import diffusers quietly and offline; returns the module. Everything torch-side starts here."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.set_verbosity_error()
-    return diffusers
 
 
 def pick_device(requested: str) -> str:
@@ -72,6 +58,7 @@ class LoadedModel:
     folder: Path
     txt2img: object
     img2img: object
+    family: Family = families.BY_KEY["sd1"]  # from the family table: which pipelines run it
     pick: Pick = Pick("float32", "asked")  # the precision it runs in, and why
     requested: str = "float32"             # the --precision it was loaded for (auto, or a dtype)
     device: str = "cpu"                    # where it runs while active
@@ -87,9 +74,9 @@ class LoadedModel:
     def inpaint(self):
         """diffusers' inpainting pipeline on the same components, made on first use."""
         if self._inpaint is None:
-            from diffusers import StableDiffusionInpaintPipeline
+            import diffusers
 
-            self._inpaint = StableDiffusionInpaintPipeline(**self.txt2img.components)
+            self._inpaint = getattr(diffusers, self.family.pipelines[2])(**self.txt2img.components)
             self._inpaint.set_progress_bar_config(disable=True)
         return self._inpaint
 
@@ -141,7 +128,7 @@ class LoadedModel:
 
 def _hash_record(files: list[Path]) -> Path:
     """Where the hash of exactly these files, as they are now, is remembered."""
-    from .builtin import cache_dir
+    from ..paths import cache_dir
 
     return cache_dir() / "model-hashes" / stat_key(files)
 
@@ -300,7 +287,7 @@ class ModelManager:
 
     @staticmethod
     def _precision_record(entry: ModelEntry) -> Path | None:
-        from .builtin import cache_dir
+        from ..paths import cache_dir
 
         location = entry.location() if entry.path is not None or entry.weights is not None else None
         if location is None or not location.exists():
@@ -329,10 +316,12 @@ class ModelManager:
         if pick is None:
             pick = self._measure(entry, pipe)
         pipe.set_progress_bar_config(disable=True)
-        img2img = diffusers.StableDiffusionImg2ImgPipeline(**pipe.components)
+        family = families.of_configs({}, dict(pipe.unet.config), dict(pipe.scheduler.config)) or families.BY_KEY["sd1"]
+        img2img = getattr(diffusers, family.pipelines[1])(**pipe.components)
         img2img.set_progress_bar_config(disable=True)
-        log.info("loaded model %s from %s (%s)", entry.name, where, pick.describe())
-        return LoadedModel(entry, Path(where), pipe, img2img, pick=pick, requested=requested, device=self.device)
+        log.info("loaded model %s (%s) from %s (%s)", entry.name, family.key, where, pick.describe())
+        return LoadedModel(entry, Path(where), pipe, img2img, family=family, pick=pick, requested=requested,
+                           device=self.device)
 
     def _measure(self, entry: ModelEntry, pipe) -> Pick:
         """auto on a CPU with bfloat16 instructions: time the float32 UNet beside a bfloat16 copy, remember
@@ -369,7 +358,11 @@ class ModelManager:
             raise ModelError(f"model {entry.name!r}: no such folder: {folder}")
         if not (folder / "model_index.json").is_file():
             raise ModelError(f"model {entry.name!r}: {folder} is not a diffusers folder (no model_index.json)")
-        return diffusers.StableDiffusionPipeline.from_pretrained(folder, **kwargs), folder
+        family = families.of_folder(folder) or families.BY_KEY["sd1"]
+        if not family.runs:
+            raise ModelError(f"model {entry.name!r}: {folder} is {family.description}, which this version of "
+                             f"invoke-shell does not run yet (Stable Diffusion 1.x and 2.x it does)")
+        return getattr(diffusers, family.pipelines[0]).from_pretrained(folder, **kwargs), folder
 
     @staticmethod
     def _cached_repo(repo_id: str) -> Path:

@@ -23,21 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelError
+from . import families
+from .families import CONFIGS
 
 log = logging.getLogger(__name__)
 
-CONFIGS = Path(__file__).resolve().parent.parent / "data" / "configs"
 TOKENIZER = CONFIGS / "clip-tokenizer"
-FAMILIES = {
-    "sd1": "Stable Diffusion 1.x",
-    "sd2": "Stable Diffusion 2.x base (512 px, epsilon)",
-    "sd2-v": "Stable Diffusion 2.x (768 px, v-prediction)",
-    "sd1-inpainting": "Stable Diffusion 1.x inpainting (9 input channels)",
-    "sd2-inpainting": "Stable Diffusion 2.x inpainting (512 px, epsilon, 9 input channels)",
-}
-PAD_TOKEN = {"sd1": "<|endoftext|>", "sd2": "!", "sd2-v": "!",  # OpenCLIP pads with id 0, "!"
-             "sd1-inpainting": "<|endoftext|>", "sd2-inpainting": "!"}
-CONTEXT_DIM = {768: "sd1", 1024: "sd2"}
+FAMILIES = families.RUNNABLE  # key -> description, from the family table
 SD2_EPSILON_STEPS = {875000, 220000}  # global_step of the SD 2.0-base and 2.1-base .ckpt releases
 SAFETENSORS = {".safetensors"}
 PICKLES = {".ckpt", ".pt", ".pth", ".bin"}
@@ -165,7 +157,8 @@ def family_of(ckpt: Checkpoint) -> str:
     """
     name = ckpt.path.name
     if ckpt.has("conditioner.embedders."):
-        raise ModelError(f"{name} looks like an SDXL checkpoint; only SD 1.x and 2.x single files are supported")
+        raise ModelError(f"{name} looks like an SDXL checkpoint ({families.BY_KEY['sdxl'].description}); only "
+                         "SD 1.x and 2.x single files are supported")
     if not ckpt.has(UNET):
         if ckpt.has("down_blocks.") or ckpt.has("unet."):
             raise ModelError(f"{name} holds diffusers-format weights, not a single-file SD checkpoint; "
@@ -185,18 +178,14 @@ def family_of(ckpt: Checkpoint) -> str:
         family, width = "sd1", ckpt.first("token_embedding.weight", CLIP)
     elif ckpt.has(OPEN_CLIP):
         family, width = "sd2", ckpt.shapes.get(OPEN_CLIP + "token_embedding.weight")
-    elif context in CONTEXT_DIM:  # a file without its text encoder: the context width alone
-        family, width = CONTEXT_DIM[context], None
+    elif families.base_of_context(context):  # a file without its text encoder: the context width alone
+        family, width = families.base_of_context(context), None
     else:
         raise ModelError(f"{name}: unknown model family (no text encoder, {context}-wide cross-attention)")
     if width is not None and width[-1] != context:
         raise ModelError(f"{name}: unknown model family (text encoder is {width[-1]} wide, "
                          f"the UNet expects {context})")
-    if conv_in[1] == 9:  # the inpainting releases of both are epsilon models
-        return family + "-inpainting"
-    if family == "sd2" and _is_v_prediction(ckpt):
-        family = "sd2-v"
-    return family
+    return families.matching(family, conv_in[1], family == "sd2" and _is_v_prediction(ckpt)).key
 
 
 def _is_v_prediction(ckpt: Checkpoint) -> bool:
@@ -215,9 +204,7 @@ def detect_family(path: str | Path) -> str:
 
 
 def family_folder(family: str) -> Path:
-    if family not in FAMILIES:
-        raise ModelError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
-    return CONFIGS / family
+    return families.get(family).folder
 
 
 def ldm_yaml_family(path: Path) -> str:
@@ -236,16 +223,13 @@ def ldm_yaml_family(path: Path) -> str:
     if channels not in (4, 9):
         raise ModelError(f"{path.name} describes a model with {channels} input channels; only 4 and 9 "
                          "(inpainting) load")
-    if context not in CONTEXT_DIM:
+    family = families.base_of_context(context)
+    if family is None:
         raise ModelError(f"{path.name}: unknown model family (context_dim {context}; known: 768, 1024)")
-    family = CONTEXT_DIM[context]
-    if channels == 9:
-        return family + "-inpainting"
-    if params.get("parameterization") == "v":
-        if family != "sd2":
-            raise ModelError(f"{path.name}: v-prediction is only supported for SD 2.x")
-        family = "sd2-v"
-    return family
+    v_prediction = params.get("parameterization") == "v"
+    if v_prediction and family != "sd2" and channels == 4:
+        raise ModelError(f"{path.name}: v-prediction is only supported for SD 2.x")
+    return families.matching(family, channels, v_prediction).key
 
 
 def resolve_config(config: str | Path | None, family: str) -> tuple[Path, str]:
@@ -299,7 +283,7 @@ def load_tokenizer(family: str):
     """The shipped CLIP tokenizer with the family's pad token (SD 2.x pads with '!', id 0)."""
     from transformers import CLIPTokenizer
 
-    return CLIPTokenizer.from_pretrained(TOKENIZER, local_files_only=True, pad_token=PAD_TOKEN[family])
+    return CLIPTokenizer.from_pretrained(TOKENIZER, local_files_only=True, pad_token=families.get(family).pad_token)
 
 
 # ---------------------------------------------------------------- loading
@@ -308,7 +292,7 @@ def load_tokenizer(family: str):
 def load_vae(vae: str | Path, folder: Path, dtype=None):
     """An AutoencoderKL from a diffusers VAE folder (or a pipeline folder's vae/), or from a single VAE
     file (.safetensors, or a pickle read weights-only) shaped like `folder`'s vae/config.json."""
-    from .manager import import_stack
+    from .stack import import_stack
 
     path = Path(vae).expanduser()
     diffusers = import_stack()
@@ -342,7 +326,7 @@ def load_single_file(weights: str | Path, config: str | Path | None = None, dtyp
     family:  overrides detection (when config is None or a diffusers folder).
     vae:     replaces the checkpoint's VAE: a diffusers VAE folder or a single VAE file.
     """
-    from .manager import import_stack
+    from .stack import import_stack
 
     weights = Path(weights).expanduser()
     ckpt = read_checkpoint(weights)

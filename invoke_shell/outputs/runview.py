@@ -12,13 +12,11 @@ STRIP_FRAME_HEIGHT = 128  # frames are scaled to at most this height, so long ru
 
 
 class RunRecorder:
-    """Collects latent previews during a run (fed by the engine's on_start/on_step callbacks)."""
+    """Collects latent previews during a run (fed by the engine's on_start/on_step callbacks); `preview`
+    turns latents (N, C, H/f, W/f) into N pictures (the engine's, handed in)."""
 
-    def __init__(self, model, names: list[str], steps_run: int, every: int | None, keep_all: bool):
-        from ..engine.preview import projection
-
-        projection(model)  # fitted (once per model) before the run: fitting runs the model itself
-        self.model = model
+    def __init__(self, preview, names: list[str], steps_run: int, every: int | None, keep_all: bool):
+        self.preview = preview
         self.names = names          # per image: the file stem's seed part (`<seed>` or a variation's sub-seed)
         self.steps_run = steps_run
         self.every = every
@@ -32,16 +30,12 @@ class RunRecorder:
 
     def on_start(self, latents) -> None:
         if self.keep_all:
-            from ..engine.preview import preview
-
-            for i, image in enumerate(preview(self.model, latents)):
+            for i, image in enumerate(self.preview(latents)):
                 self.start[self.offset + i] = image
 
     def on_step(self, step: int, latents) -> None:
         if self.wanted(step):
-            from ..engine.preview import preview
-
-            for i, image in enumerate(preview(self.model, latents)):
+            for i, image in enumerate(self.preview(latents)):
                 self.frames.setdefault(self.offset + i, []).append((step, image))
 
     def write_intermediates(self, outdir: str, prefix: str) -> list[str]:

@@ -29,48 +29,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data as D
+from .arch import make_text_encoder, make_unet, make_vae, save_folder
 from .tokenizer import build_tokenizer
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------- models
-def make_vae():
-    from diffusers import AutoencoderKL
-    return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, sample_size=64,
-        block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8,
-        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3)
-
-
-def make_unet():
-    from diffusers import UNet2DConditionModel
-    return UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64, 128), norm_num_groups=16, attention_head_dim=8,
-        cross_attention_dim=64,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"))
-
-
-def make_text_encoder(tok):
-    from transformers import CLIPTextConfig, CLIPTextModel
-    cfg = CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, projection_dim=64,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    return CLIPTextModel(cfg)
-
-
-def make_scheduler():
-    from diffusers import LMSDiscreteScheduler
-    s = LMSDiscreteScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                             beta_schedule="scaled_linear", steps_offset=1, use_karras_sigmas=True)
-    # keys other samplers read when the shell builds them with Cls.from_config(pipe.scheduler.config)
-    s.register_to_config(clip_sample=False, set_alpha_to_one=False, skip_prk_steps=True)
-    return s
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -242,34 +206,11 @@ def vae_psnr(vae, images: np.ndarray) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
-def build_pipeline(unet, vae, te, tok):
-    from diffusers import StableDiffusionPipeline
-    return StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=te, tokenizer=tok, scheduler=make_scheduler(),
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-
-
-def save_folder(out: str, unet, vae, te, tok, meta: dict) -> None:
-    """UNet and VAE stored float16, the text encoder float32 (transformers loads the dtype it finds)."""
-    unet16 = copy.deepcopy(unet).half()
-    vae16 = copy.deepcopy(vae).half()
-    te32 = copy.deepcopy(te).float()
-    pipe = build_pipeline(unet16, vae16, te32, tok)
-    tmp = out.rstrip("/") + ".partial"
-    if os.path.exists(tmp):
-        import shutil
-        shutil.rmtree(tmp)
-    pipe.save_pretrained(tmp, safe_serialization=True)
-    with open(os.path.join(tmp, "training.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-    if os.path.exists(out):
-        import shutil
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-
-
-def train_unet(latents: torch.Tensor, ids: torch.Tensor, empty_ids: torch.Tensor, vae, tok, args,
-               rng: np.random.Generator, meta: dict, init=None):
+def train_unet(data: tuple[torch.Tensor, torch.Tensor, torch.Tensor], vae, tok, args, rng: np.random.Generator,
+               meta: dict, init=None):
+    """`data` is (latents, prompt token ids, the empty prompt's ids)."""
     from diffusers import DDPMScheduler
+    latents, ids, empty_ids = data
     unet, te = init if init is not None else (make_unet(), make_text_encoder(tok))
     unet.train(), te.train()
     ema_unet, ema_te = copy.deepcopy(unet).eval(), copy.deepcopy(te).eval()
@@ -405,7 +346,7 @@ def main(argv=None) -> int:
             "scaling_factor": sf, "command": command}
     if prev:
         meta["continued_from"] = prev
-    unet, te, unet_steps, unet_s = train_unet(lat, ids, empty_ids, vae, tok, args, rng, meta, init=init)
+    unet, te, unet_steps, unet_s = train_unet((lat, ids, empty_ids), vae, tok, args, rng, meta, init=init)
     total = time.time() - t0
     meta.update(unet_steps=unet_steps, unet_seconds=round(unet_s), total_seconds=round(total), partial=False)
     save_folder(args.out, unet, vae, te, tok, meta)

@@ -1,0 +1,10 @@
+"""The shell's `!` commands: the tables of the command modules, joined."""
+
+from __future__ import annotations
+
+from . import commands, history_commands, model_commands
+from .command_table import CommandTable
+
+
+def default_commands() -> CommandTable:
+    return CommandTable.joined(commands.COMMANDS, history_commands.COMMANDS, model_commands.COMMANDS)

@@ -1,0 +1,207 @@
+"""One generation command, from the parsed request to the PNGs, in numbered stages as diffusers numbers
+the stages of its pipelines. Each stage is a function of its inputs; the session hands in what it
+remembers (the previous command's images), how to get the model and how to speak. The shell's loop and the
+batch runner (through the same loop) and `!verify` (stages 3 and 5) run this code."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from .errors import ParseError
+from .request import GenerationRequest
+from .seeds import image_requests
+from .switches import SEED_LIMIT
+
+
+@dataclass(frozen=True)
+class Output:
+    """One image a command made: where it went and its seed (for `-S -1` and `-I -1`)."""
+
+    path: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class Made:
+    outputs: tuple[Output, ...]   # the images, in order (not the grid)
+    saved: tuple[tuple[str, str], ...]  # (path, canonical command) of every file written, grid included
+
+
+def generate(parsed: GenerationRequest, session) -> Made:
+    """Run one command. `session` has `previous` (the last command's Outputs), `outdir`, `model(precision)`
+    and `say(line)`."""
+    from .engine import generate as engine
+
+    # 1. Resolve back-references and the seed
+    request = resolve(parsed, session.previous)
+    # 2. The model, in the command's precision
+    model = session.model(request.precision)
+    # 3. Prepare: each image's request, sized, with its schedule (nothing runs yet)
+    jobs = prepare(request, parsed.seed is not None, model)
+    # 4. Say what will happen
+    announce(request, jobs, model, session.say)
+    outdir = request.outdir or session.outdir
+    recorder = run_recorder(request, jobs, model)
+    # 5. Denoise and decode, batch by batch
+    batches = engine.batches(jobs)
+    images = denoise(batches, model, recorder)
+    # 6. Postprocess: the grid
+    grid = grid_request(request, jobs)
+    # 7. Save the PNGs (and the run's previews and strips)
+    prefix, saved = save(images, batches, model, grid, outdir)
+    for path, command in saved:
+        session.say(f"{path}: {command}")
+    if recorder is not None:
+        from .outputs.runview import strip_title
+
+        title = strip_title(jobs[0].schedule, jobs[0].mode)
+        write_run_views(recorder, request, images, saved, (outdir, prefix, title), session.say)
+    return Made(tuple(Output(path, job.request.seed) for (path, _), job in zip(saved, jobs)), tuple(saved))
+
+
+def resolve(request: GenerationRequest, previous: list[Output]) -> GenerationRequest:
+    """Turn back-references (-S -1, -I -1) into the previous command's seed and image, and draw a random seed
+    when none is given."""
+    seed = request.seed
+    if request.seed_reference is not None:
+        seed = _previous(previous, request.seed_reference, "-S/--seed").seed
+    elif seed is None:
+        seed = secrets.randbelow(SEED_LIMIT)
+    init_img = request.init_img
+    if request.init_img_reference is not None:
+        init_img = _previous(previous, request.init_img_reference, "-I/--init_img").path
+    return replace(request, seed=seed, init_img=init_img)
+
+
+def _previous(previous: list[Output], reference: int, switch: str) -> Output:
+    if not previous:
+        raise ParseError(f"{switch} {reference}: there is no previous image in this session yet")
+    if -reference > len(previous):
+        raise ParseError(f"{switch} {reference}: the previous command made {len(previous)} image(s)")
+    return previous[reference]
+
+
+def prepare(request: GenerationRequest, seeded: bool, model) -> list:
+    """The engine's Job for each image of the command (seeds by the rule in seeds.py)."""
+    from .engine import generate as engine
+
+    return [engine.prepare(r, model) for r in image_requests(request, seeded)]
+
+
+def announce(request: GenerationRequest, jobs: list, model, say: Callable[[str], None]) -> None:
+    """Notes and warnings about the input, the tokens (-t), and how many steps an img2img run takes."""
+    for note in jobs[0].notes:
+        say(note)
+    for warning in jobs[0].warnings:
+        say(f"warning: {warning}")
+    if request.log_tokenization:
+        show_tokens(model, request, say)
+    schedule = jobs[0].schedule
+    if schedule.strength is not None:
+        note = (f" (--compensate_steps: a {schedule.steps}-step schedule runs the {request.steps} asked for)"
+                if request.compensate_steps else "")
+        say(f"{jobs[0].mode}: strength {schedule.strength:.2f} x {schedule.steps} steps -> "
+            f"{schedule.steps_run} of {schedule.steps} steps from the init image{note}")
+
+
+def show_tokens(model, request: GenerationRequest, say: Callable[[str], None]) -> None:
+    from .engine.prompts import MAX_TOKENS, tokenization
+
+    for label, text in (("prompt", request.positive_prompt), ("negative", request.negative_prompt)):
+        if not text:
+            continue
+        tokens = tokenization(model, text)
+        say(f"{label} tokens ({len(tokens.kept)} of {MAX_TOKENS}): {' '.join(tokens.kept)}")
+        if tokens.dropped:
+            say(f"{label} tokens dropped past {MAX_TOKENS} ({len(tokens.dropped)}): {' '.join(tokens.dropped)}")
+
+
+def run_recorder(request: GenerationRequest, jobs: list, model):
+    """A recorder of step previews when --save_intermediates or --strip asks for them, else None."""
+    if not (request.save_intermediates or request.strip):
+        return None
+    from .engine.preview import preview, projection
+    from .outputs.runview import RunRecorder
+    from .outputs.save import image_name
+
+    projection(model)  # fitted (once per model) before the run: fitting runs the model itself
+    return RunRecorder(lambda latents: preview(model, latents), [image_name(j.request) for j in jobs],
+                       jobs[0].schedule.steps_run, request.save_intermediates, keep_all=request.strip)
+
+
+def denoise(batches: list[list], model, recorder=None) -> list:
+    """The images of the command's UNet batches, in order, with a progress bar on a terminal."""
+    from .engine import generate as engine
+
+    images = []
+    for batch in batches:
+        with progress_bar(batch[0].schedule, len(batch)) as advance:
+            def on_step(step, latents):
+                advance()
+                if recorder is not None:
+                    recorder.on_step(step, latents)
+
+            if recorder is not None:
+                recorder.offset = len(images)
+            images.extend(engine.run_batch(batch, model, on_step=on_step,
+                                           on_start=recorder.on_start if recorder else None))
+    return images
+
+
+def grid_request(request: GenerationRequest, jobs: list) -> GenerationRequest | None:
+    """With -g and several images, the request the grid PNG records (the whole command, first seed)."""
+    if not request.grid or len(jobs) < 2:
+        return None
+    return replace(jobs[0].request, iterations=len(jobs), grid=True, with_variations=request.with_variations,
+                   variation_amount=request.variation_amount)
+
+
+def save(images: list, batches: list[list], model, grid: GenerationRequest | None, outdir: str
+         ) -> tuple[str, list[tuple[str, str]]]:
+    """(the command's prefix, [(path, canonical command)]) of the PNGs written."""
+    from .engine import generate as engine
+    from .outputs.naming import next_prefix
+    from .outputs.save import save_images
+
+    prefix = next_prefix(outdir)  # taken once the images exist: a cancelled run leaves no gap
+    return prefix, save_images(images, batches, outdir, model, engine.provenance(model), grid, prefix=prefix)
+
+
+def write_run_views(recorder, request: GenerationRequest, images: list, saved, where: tuple[str, str, str],
+                    say: Callable[[str], None]) -> None:
+    """The step previews (--save_intermediates) and strips (--strip) of a saved run; `where` is (outdir,
+    prefix, the strips' title)."""
+    from .outputs.pngio import write_png
+
+    outdir, prefix, title = where
+    if request.save_intermediates:
+        paths = recorder.write_intermediates(outdir, prefix)
+        say(f"{len(paths)} step previews in {os.path.join(outdir, 'intermediates', prefix)}")
+    if request.strip:
+        for index, ((path, command), image) in enumerate(zip(saved, images)):
+            strip_path = path[: -len(".png")] + ".strip.png"
+            write_png(strip_path, recorder.strip(index, image, title), {"Dream": command})
+            say(f"strip: {strip_path}")
+
+
+@contextmanager
+def progress_bar(schedule, images: int):
+    """A progress bar on stderr for the steps actually run, with it/s and time left; nothing unless stderr
+    is a terminal. It is drawn only while the model runs, never while the prompt is shown."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from tqdm import tqdm
+
+    label = f"{schedule.steps_run}/{schedule.steps} steps" + (f" x {images} images" if images > 1 else "")
+    bar = tqdm(total=schedule.steps_run, desc=label, unit="step", leave=False, file=sys.stderr,
+               dynamic_ncols=True)
+    try:
+        yield bar.update
+    finally:
+        bar.close()

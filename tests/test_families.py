@@ -1,0 +1,54 @@
+"""The one model-family table (invoke_shell/models/families.py): the shipped config folders agree with it,
+a diffusers folder is recognised from it, and a family it names but does not run is refused in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from invoke_shell.errors import ModelError
+from invoke_shell.models import families, singlefile
+from invoke_shell.models.manager import ModelManager
+from invoke_shell.models.registry import ModelEntry, Registry
+
+RUNNABLE = [f for f in families.FAMILY_TABLE if f.runs]
+
+
+@pytest.mark.parametrize("family", RUNNABLE, ids=lambda f: f.key)
+def test_each_shipped_config_folder_is_its_entry(family):
+    unet = json.loads((family.folder / "unet" / "config.json").read_text())
+    scheduler = json.loads(next((family.folder / "scheduler").glob("*.json")).read_text())
+    assert unet["in_channels"] == family.in_channels and unet["cross_attention_dim"] == family.context_dim
+    assert unet["sample_size"] * 8 == family.native_size
+    assert scheduler.get("prediction_type", "epsilon") == family.prediction
+    assert families.of_folder(family.folder) is family  # a diffusers folder is recognised by the table
+
+
+def test_the_single_file_loader_reads_the_table():
+    assert singlefile.FAMILIES == {f.key: f.description for f in RUNNABLE}
+    assert singlefile.family_folder("sd2-v") == families.CONFIGS / "sd2-v"
+    with pytest.raises(ModelError, match="unknown model family 'sdxl'"):
+        singlefile.family_folder("sdxl")  # named, not run
+
+
+def test_an_sdxl_folder_is_named_and_refused_in_one_line(tmp_path):
+    folder = tmp_path / "xl"
+    (folder / "unet").mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionXLPipeline", "text_encoder": ["transformers", "CLIPTextModel"],
+        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}))
+    (folder / "unet" / "config.json").write_text(json.dumps({"in_channels": 4, "cross_attention_dim": 2048}))
+    manager = ModelManager(Registry((ModelEntry("xl", "", "diffusers", path=str(folder), default=True),), None),
+                           device="cpu", precision="float32")
+    with pytest.raises(ModelError) as caught:
+        manager.activate("xl")
+    assert str(caught.value) == (f"model 'xl': {folder} is Stable Diffusion XL base, which this version of "
+                                 "invoke-shell does not run yet (Stable Diffusion 1.x and 2.x it does)")
+    assert manager.active is None
+
+
+def test_the_loaded_model_knows_its_family(model, demo_model):
+    assert model.family.key == "sd1" and demo_model.family.key == "sd1"
+    assert type(model.img2img).__name__ == model.family.pipelines[1]
+    assert type(model.inpaint).__name__ == model.family.pipelines[2]
