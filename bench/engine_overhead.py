@@ -65,7 +65,7 @@ def extras(model, raw) -> None:
     with torch.no_grad():
         encode = median_ms(lambda: raw.encode_prompt(PROMPT, "cpu", 1, True, ""))
     print(f"  diffusers encode_prompt (inside its call)  {encode:8.2f} ms")
-    config = model.txt2img.scheduler.config
+    config = model.sampler_config
     print("  a scheduler from the model's config (make_scheduler; prepare and run_batch each build one):")
     for sampler in NAMES:
         built = median_ms(lambda: make_scheduler(sampler, config), n=5)

@@ -51,7 +51,8 @@ class ShellCompleter(Completer):
         if match and match.group("switch") in BY_SPELLING and BY_SPELLING[match.group("switch")].kind != "flag":
             sw, value = BY_SPELLING[match.group("switch")], match.group("value").lstrip("\"'")
             if sw.choices:  # samplers, precisions: the table's own list
-                yield from (Completion(name, -len(value), display_meta=sw.dest) for name in sw.choices
+                names = list(sw.choices) + [alias for alias, _ in sw.synonyms]
+                yield from (Completion(name, -len(value), display_meta=sw.dest) for name in names
                             if name.startswith(value))
                 return
             yield from self._value(sw.completes, value)

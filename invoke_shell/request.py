@@ -219,7 +219,7 @@ def _convert(sw: Switch, text: str) -> object:
     if sw.kind == "variations":
         return parse_variations(sw, text)
     if sw.kind == "choice":
-        lowered = text.lower()
+        lowered = dict(sw.synonyms).get(text.lower(), text.lower())
         if lowered not in sw.choices:
             raise ParseError(f"{sw.name} must be one of {', '.join(sw.choices)}; got {shown_value(text)}")
         return lowered

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .samplers import NAMES
+from .samplers import NAMES, SYNONYMS
 
 SAMPLERS = NAMES  # from the sampler table (samplers.py)
 SEED_LIMIT = 2**32
@@ -54,6 +54,7 @@ class Switch:
     range: Range | None = None
     launch: bool = False
     completes: str = ""  # what the completer offers for the value ("image", "dir", "seed"); choices: those
+    synonyms: tuple[tuple[str, str], ...] = ()  # (another name, the choice it means), e.g. InvokeAI 3's samplers
 
     @property
     def name(self) -> str:
@@ -82,8 +83,9 @@ SWITCHES: tuple[Switch, ...] = (
            range=Range(8, 4096), launch=True),
     Switch("cfg_scale", ("-C",), ("--cfg_scale",), "float", "classifier-free guidance scale", "SCALE",
            range=Range(0, 100, lo_open=True), launch=True),
-    Switch("sampler", ("-A", "-m"), ("--sampler",), "choice", "sampler (diffusers scheduler) to use", "NAME",
-           choices=SAMPLERS, launch=True),
+    Switch("sampler", ("-A", "-m"), ("--sampler",), "choice",
+           "sampler (diffusers scheduler); InvokeAI 3's names work too (euler, dpmpp_2m, ...)", "NAME",
+           choices=SAMPLERS, launch=True, synonyms=tuple(SYNONYMS.items())),
     Switch("init_img", ("-I",), ("--init_img",), "path",
            "init image for img2img; -1 = the previous command's last image", "PATH", completes="image"),
     Switch("strength", ("-f",), ("--strength",), "float",

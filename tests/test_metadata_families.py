@@ -120,13 +120,13 @@ CASES = [
      '"a cat [dog]" -s 30 -S 42 -W 512 -H 768 -C 7.0 -A k_euler_a', "InvokeAI 2.x",
      "not carried over: model: stable-diffusion-1.5"),
     ("invoke3", {"invokeai_metadata": json.dumps(INVOKE3)},
-     '"a castle [blurry]" -s 30 -S 123 -W 512 -H 512 -C 7.5 -A k_dpmpp_2 -I 3f2a.png -f 0.6', "InvokeAI 3+",
-     "not carried over: scheduler: dpmpp_2m_k (Karras sigmas), model: sd-1.5, loras: detail 0.7"),
+     '"a castle [blurry]" -s 30 -S 123 -W 512 -H 512 -C 7.5 -A dpmpp_2m_k -I 3f2a.png -f 0.6', "InvokeAI 3+",
+     "not carried over: model: sd-1.5, loras: detail 0.7"),
     ("invoke3 unmapped", {"invokeai_metadata": json.dumps({"positive_prompt": "a castle", "seed": 1, "steps": 20,
-                                                           "cfg_scale": 7, "scheduler": "unipc", "rand_device": "cuda",
+                                                           "cfg_scale": 7, "scheduler": "dpmpp_3m", "rand_device": "cuda",
                                                            "seamless_x": True})},
      '"a castle" -s 20 -S 1 -C 7.0 -A k_lms', "InvokeAI 3+",
-     "not carried over: scheduler: unipc (no equivalent; k_lms used), rand_device: cuda, seamless_x: true"),
+     "not carried over: scheduler: dpmpp_3m (no equivalent; k_lms used), rand_device: cuda, seamless_x: true"),
     ("a1111 negative denoise", {"parameters": "a cat, (masterpiece:1.2)\nwith a hat\nNegative prompt: dog, blurry\n"
                                               "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 965400086, Size: 512x768, "
                                               "Model hash: 45dee52b, Model: v1-5, Denoising strength: 0.7, Clip skip: 2, "
@@ -137,18 +137,17 @@ CASES = [
     ("a1111 hires", {"parameters": 'a cat <lora:detail:0.8>\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 1, '
                                    'Size: 512x512, Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent, '
                                    'Lora hashes: "detail: abc, x: def"'},
-     '"a cat" -s 20 -S 1 -W 512 -H 512 -C 7.0 -A k_dpmpp_2', "AUTOMATIC1111",
-     "not carried over: <lora:detail:0.8>, Schedule type: Karras, Denoising strength: 0.5, Hires upscale: 2, "
-     "Hires upscaler: Latent"),
-    ("a1111 plain", {"parameters": "a [cat]\nSteps: 10, Sampler: DPM++ SDE, CFG scale: 5.5, Seed: 3, Size: 64x64"},
+     '"a cat" -s 20 -S 1 -W 512 -H 512 -C 7.0 -A dpmpp_2m_k', "AUTOMATIC1111",
+     "not carried over: <lora:detail:0.8>, Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent"),
+    ("a1111 plain", {"parameters": "a [cat]\nSteps: 10, Sampler: DPM fast, CFG scale: 5.5, Seed: 3, Size: 64x64"},
      '"a (cat)" -s 10 -S 3 -W 64 -H 64 -C 5.5 -A k_lms', "AUTOMATIC1111",
-     "not carried over: [ ] in the prompt (turned into ( )), Sampler: DPM++ SDE (no equivalent; k_lms used)"),
+     "not carried over: [ ] in the prompt (turned into ( )), Sampler: DPM fast (no equivalent; k_lms used)"),
     ("comfy", {"prompt": json.dumps(COMFY), "workflow": "{}"},
      '"beautiful scenery [text, watermark]" -s 20 -S 8566257 -W 512 -H 640 -C 8.0 -A k_euler_a', "ComfyUI",
      "not carried over: LoraLoader: detail.safetensors 0.8, model: v1-5-pruned-emaonly.safetensors"),
     ("comfy img2img", {"prompt": json.dumps(COMFY_IMG2IMG)},
-     '"a (red) fox" -s 12 -C 6.5 -A k_dpmpp_2 -I example.png -f 0.6', "ComfyUI",
-     "not carried over: seed: 1102676403634909 (outside [0, 2^32): a random seed is used), scheduler: karras, "
+     '"a (red) fox" -s 12 -C 6.5 -A dpmpp_2m_k -I example.png -f 0.6', "ComfyUI",
+     "not carried over: seed: 1102676403634909 (outside [0, 2^32): a random seed is used), "
      "[ ] in the prompt (turned into ( )), model: sd15.ckpt, CLIPSetLastLayer: -2, other nodes: ConditioningCombine"),
 ]
 

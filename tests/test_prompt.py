@@ -106,7 +106,7 @@ def texts(text):
 def test_completion_contexts(files):
     assert texts('"fire" --st') == ["--steps", "--strength", "--strip"]
     assert "-A" in texts('"fire" -') and "--init_img" in texts('"fire" -')
-    assert texts('"fire" -A k_dpm') == ["k_dpm_2", "k_dpm_2_a", "k_dpmpp_2"]
+    assert texts('"fire" -A k_dpm') == ["k_dpm_2", "k_dpm_2_a", "k_dpmpp_2", "k_dpmpp_2m"]  # a synonym too
     assert texts('"fire" --sampler k_e') == ["k_euler", "k_euler_a"]
     assert texts('"fire" --precision ') == ["auto", "bfloat16", "float16", "float32"]
     assert texts('"fire" --precision b') == ["bfloat16"]

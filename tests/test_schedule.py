@@ -6,6 +6,7 @@ import pytest
 
 from invoke_shell.engine.schedule import plan, steps_from_image, zero_step_advice
 from invoke_shell.errors import ParseError
+from invoke_shell.samplers import BY_NAME
 from invoke_shell.switches import SAMPLERS
 
 LMS_CONFIG = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
@@ -27,7 +28,7 @@ def test_img2img_runs_the_tail_of_the_txt2img_schedule(sampler, steps, strength,
     assert part.steps_run == run
     assert part.timesteps == full.timesteps[len(full.timesteps) - len(part.timesteps):]
     # one model call per step; second-order samplers two per step but the last; PLMS one extra at the start
-    extra = {"k_heun": run - 1, "k_dpm_2": run - 1, "k_dpm_2_a": run - 1, "plms": 1}.get(sampler, 0)
+    extra = (run - 1) * (BY_NAME[sampler].order - 1) + (sampler == "plms")
     assert part.model_calls == run + extra
 
 

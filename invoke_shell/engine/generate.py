@@ -62,7 +62,7 @@ def prepare(request: GenerationRequest, model) -> Job:
     steps = request.steps
     if request.compensate_steps and strength is not None:
         steps = compensated_steps(request.steps, strength)
-    schedule = plan(request.sampler, steps, strength, model.txt2img.scheduler.config)
+    schedule = plan(request.sampler, steps, strength, model.sampler_config)
     resolved = replace(request, width=sizing.record_width, height=sizing.record_height)
     return Job(resolved, schedule, sizing.width, sizing.height, image, sizing.warnings + warnings, mask, notes)
 
@@ -173,7 +173,9 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
     job = jobs[0]
     req = job.request
     pipe = pipeline_for(job, model)
-    pipe.scheduler = make_scheduler(req.sampler, model.txt2img.scheduler.config)
+    pipe.scheduler = make_scheduler(req.sampler, model.sampler_config)
+    if hasattr(pipe.scheduler, "noise_sampler_seed"):  # DPM++ SDE: each image's Brownian noise from its seed
+        pipe.scheduler.noise_sampler_seed = [j.request.seed for j in jobs]
     sf = pipe.vae_scale_factor
     shape = (pipe.vae.config.latent_channels, job.height // sf, job.width // sf)
     # (N, 4, H/f, W/f), float32 on the CPU whatever the device and precision

@@ -57,7 +57,7 @@ def _fit(model):
     from .samplers import make_scheduler
 
     pipe = model.txt2img
-    pipe.scheduler = make_scheduler("k_euler", pipe.scheduler.config)  # every run sets its own again
+    pipe.scheduler = make_scheduler("k_euler", model.sampler_config)  # every run sets its own again
     width, height = model.native_size
     with torch.inference_mode():
         # one image at a time: batched kernels may round differently from run to run, single ones do not

@@ -62,8 +62,16 @@ class LoadedModel:
     pick: Pick = Pick("float32", "asked")  # the precision it runs in, and why
     requested: str = "float32"             # the --precision it was loaded for (auto, or a dtype)
     device: str = "cpu"                    # where it runs while active
+    scheduler_config: dict = field(default_factory=dict, repr=False)  # the model's own, as loaded
     _hash: str | None = field(default=None, repr=False)
     _inpaint: object = field(default=None, repr=False)
+
+    @property
+    def sampler_config(self) -> dict:
+        """The scheduler config every sampler is built from: the model's own as loaded, never the config of
+        the scheduler the previous command left in the pipeline (whose defaults would leak into the next:
+        Karras sigmas, a DEIS algorithm type)."""
+        return self.scheduler_config or dict(self.txt2img.scheduler.config)
 
     @property
     def is_inpainting(self) -> bool:
@@ -321,7 +329,7 @@ class ModelManager:
         img2img.set_progress_bar_config(disable=True)
         log.info("loaded model %s (%s) from %s (%s)", entry.name, family.key, where, pick.describe())
         return LoadedModel(entry, Path(where), pipe, img2img, family=family, pick=pick, requested=requested,
-                           device=self.device)
+                           device=self.device, scheduler_config=dict(pipe.scheduler.config))
 
     def _measure(self, entry: ModelEntry, pipe) -> Pick:
         """auto on a CPU with bfloat16 instructions: time the float32 UNet beside a bfloat16 copy, remember

@@ -8,7 +8,7 @@ import re
 
 from ...errors import ParseError
 from ...request import GenerationRequest
-from ...samplers import FROM_A1111, a1111_name
+from ...samplers import BY_NAME, FROM_A1111, a1111_name, from_a1111
 from .common import MAX_TEXT_CHARS, Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets
 
 # A1111's own regex (modules/infotext_utils.py): `Key: value` or `Key: "json string"`, with keys of at most
@@ -17,6 +17,7 @@ _PARAM = re.compile(r'\s*(\w[\w \-/]{1,79}):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 _EXTRA_NETWORK = re.compile(r"<(lora|lyco|hypernet):([^>]{1,200})>")
 
 # keys that describe the file rather than the image, and values that equal what this shell does anyway
+PLAIN_A1111 = {name: ours for (name, karras), ours in FROM_A1111.items() if not karras}
 _PROVENANCE = {"Version", "User", "Model hash", "VAE hash", "Hashes", "Lora hashes", "TI hashes"}
 _SAME_AS_OURS = {("Clip skip", "1"), ("RNG", "CPU"), ("Schedule type", "Automatic"), ("ENSD", "0")}
 
@@ -71,7 +72,10 @@ def _settings(params: dict[str, str], found: Found) -> None:
                 raise ParseError(f"Size should be WxH, got {value[:40]!r}")
             found.width, found.height = as_int(width, "Size width"), as_int(height, "Size height")
         elif key == "Sampler":
-            _sampler(value, found)
+            _sampler(value, params.get("Schedule type"), found)
+        elif key == "Schedule type" and value == "Karras" and BY_NAME.get(found.sampler or "", None) is not None \
+                and BY_NAME[found.sampler].karras:
+            continue  # carried by the sampler's `_k`
         elif key == "Init image":  # written by this shell, not by A1111
             found.init_img = value
         elif key == "Denoising strength" and not hires:
@@ -97,9 +101,15 @@ def _settings(params: dict[str, str], found: Found) -> None:
                                          f"-f {found.strength:g})")
 
 
-def _sampler(value: str, found: Found) -> None:
-    karras = value.endswith(" Karras")  # older A1111 names carry the schedule: "DPM++ 2M Karras"
-    map_sampler(value[: -len(" Karras")] if karras else value, FROM_A1111, found, "Sampler")
+def _sampler(value: str, schedule: str | None, found: Found) -> None:
+    """`DPM++ 2M Karras` (older A1111) or `DPM++ 2M` with `Schedule type: Karras` -> dpmpp_2m_k; a Karras
+    schedule with a sampler that has no `_k` entry maps to the plain one and is noted."""
+    ours = from_a1111(value, schedule) or (value if value in BY_NAME else None)  # ours: no A1111 name
+    if ours is not None:
+        found.sampler = ours
+        return
+    karras = value.endswith(" Karras")
+    map_sampler(value[: -len(" Karras")] if karras else value, PLAIN_A1111, found, "Sampler")
     if karras and found.sampler is not None:
         found.note("Schedule type", "Karras")
 

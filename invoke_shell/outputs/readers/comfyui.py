@@ -4,10 +4,11 @@ comes from another node is `[node_id, output_index]`. We read the KSampler and w
 from __future__ import annotations
 
 from ...errors import ParseError
-from ...samplers import BY_NAME, FROM_COMFYUI
+from ...samplers import FROM_COMFYUI, from_comfyui
 from .common import Found, as_float, as_int, as_text, command_of, load_json_object, map_sampler, plain_brackets
 
 SAMPLER_NODES = ("KSampler", "KSamplerAdvanced")
+PLAIN = {sampler: ours for (sampler, scheduler), ours in FROM_COMFYUI.items() if scheduler == "normal"}
 # node types whose effect the rebuilt command already has, or that only load, decode or save
 _ACCOUNTED = {"KSampler", "KSamplerAdvanced", "CLIPTextEncode", "EmptyLatentImage", "CheckpointLoaderSimple",
               "VAEDecode", "VAEEncode", "LoadImage", "SaveImage", "PreviewImage", "LoraLoader",
@@ -40,9 +41,7 @@ def from_prompt(text: str) -> tuple[str, list[str], bool]:
     if inputs.get("cfg") is not None:
         found.cfg_scale = as_float(inputs["cfg"], "cfg")
     if inputs.get("sampler_name") is not None:
-        map_sampler(inputs["sampler_name"], FROM_COMFYUI, found, "sampler_name")
-    if inputs.get("scheduler") is not None and inputs["scheduler"] != _scheduler_of(found.sampler):
-        found.note("scheduler", inputs["scheduler"])
+        _sampler(inputs["sampler_name"], inputs.get("scheduler"), found)
     if advanced:
         for key, default in (("start_at_step", 0), ("end_at_step", 10000)):
             if inputs.get(key, default) != default:
@@ -60,10 +59,18 @@ def from_prompt(text: str) -> tuple[str, list[str], bool]:
     return command_of(found), found.notes, True
 
 
-def _scheduler_of(sampler: str | None) -> str:
-    """The ComfyUI scheduler that goes with our sampler (the table's pair), "normal" for the others."""
-    entry = BY_NAME.get(sampler) if sampler else None
-    return entry.comfyui[1] if entry is not None and entry.comfyui else "normal"
+def _sampler(name: object, scheduler: object, found: Found) -> None:
+    """The table's (sampler_name, scheduler) pair -> ours; a pair it lacks maps by sampler_name alone (with
+    the `normal` schedule) and the scheduler is noted."""
+    text = as_text(name, "sampler_name")
+    schedule = as_text(scheduler, "scheduler") if scheduler is not None else None
+    ours = from_comfyui(text, schedule)
+    if ours is not None:
+        found.sampler = ours
+        return
+    map_sampler(text, PLAIN, found, "sampler_name")
+    if schedule not in (None, "normal"):
+        found.note("scheduler", schedule)
 
 
 def _link(value: object) -> str | None:

@@ -183,8 +183,8 @@ def from_invokeai3(text: str) -> tuple[str, list[str], bool]:
     scheduler = data.get("scheduler")
     if scheduler is not None:
         name = as_text(scheduler, "scheduler")
-        base = name[:-2] if name.endswith("_k") else name
-        map_sampler(base, FROM_INVOKEAI3, found, "scheduler")  # `_k`: Karras sigmas, noted
+        base = name if name in FROM_INVOKEAI3 or not name.endswith("_k") else name[:-2]
+        map_sampler(base, FROM_INVOKEAI3, found, "scheduler")  # a `_k` we lack: the plain one, noted
         if found.sampler is not None and base != name:
             found.note("scheduler", f"{name} (Karras sigmas)")
     init = data.get("init_image")
