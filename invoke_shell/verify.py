@@ -15,9 +15,8 @@ from PIL import Image
 
 from .errors import ImageError, ParseError, ShellError
 from .outputs.fetch import NoMetadata, matching_files, read_png
-from .request import parse, shown_value
 from .generation import denoise, prepare
-from .switches import BY_DEST
+from .request import parse, parse_switches, shown_value
 
 USAGE = "!verify FILE|GLOB [...] [--keep] [--precision TYPE]"
 
@@ -35,19 +34,15 @@ def parse_arguments(argument: str) -> Options:
     except ValueError as exc:
         raise ParseError(f"!verify: cannot split {shown_value(argument)} into words ({str(exc).lower()})") from None
     patterns, keep, precision = [], False, None
-    switch = BY_DEST["precision"]
     i = 0
     while i < len(words):
         word = words[i]
         if word == "--keep":
             keep = True
         elif word == "--precision" or word.startswith("--precision="):
-            value = word.partition("=")[2] if "=" in word else (words[i + 1] if i + 1 < len(words) else "")
-            i += 0 if "=" in word else 1
-            if value.lower() not in switch.choices:
-                raise ParseError(f"!verify --precision must be one of {', '.join(switch.choices)}; got "
-                                 f"{shown_value(value)}")
-            precision = value.lower()
+            given = [word] if "=" in word else words[i:i + 2]  # checked as the switch table's --precision
+            i += len(given) - 1
+            precision = parse_switches(given)["precision"]
         elif word.startswith("--"):
             raise ParseError(f"!verify: unknown option {shown_value(word)}; usage: {USAGE}")
         else:

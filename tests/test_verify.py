@@ -125,8 +125,8 @@ def test_what_differs_is_named(shell, tmp_path):
     ("", "error: !verify needs PNG files: !verify FILE|GLOB [...] [--keep] [--precision TYPE]"),
     ("x.png --bogus", "error: !verify: unknown option '--bogus'; usage: !verify FILE|GLOB [...] [--keep] "
                       "[--precision TYPE]"),
-    ("x.png --precision half", "error: !verify --precision must be one of auto, float32, float16, bfloat16; "
-                               "got 'half'"),
+    ("x.png --precision half", "error: --precision must be one of auto, float32, float16, bfloat16; got 'half'"),
+    ("x.png --precision", "error: --precision needs a value (TYPE)"),
     ("nothing*.png", "error: !verify: no file matches nothing*.png"),
 ])
 def test_bad_verify_arguments_say_one_line(shell, tmp_path, monkeypatch, argument, message):
