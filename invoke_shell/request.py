@@ -66,6 +66,7 @@ class GenerationRequest:
     save_intermediates: int | None = None
     strip: bool = False
     log_tokenization: bool = False
+    clip_skip: int | None = None   # None: 1, the text encoder's last layer
     outdir: str | None = None      # None: the session's output folder
     precision: str | None = None   # None: the session's --precision
 

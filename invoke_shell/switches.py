@@ -117,6 +117,9 @@ SWITCHES: tuple[Switch, ...] = (
            "write one labelled picture of the run: the noised start, each step run, the final image"),
     Switch("log_tokenization", ("-t",), ("--log_tokenization",), "flag",
            "show how the prompt is split into tokens, and what is dropped past 75"),
+    Switch("clip_skip", (), ("--clip_skip",), "int",
+           "text encoder layer the prompt is read from, counted from the last, as A1111's Clip skip: 1 = the "
+           "last (no skip), 2 = the one before", "N", range=Range(1, 12)),
     Switch("outdir", ("-o",), ("--outdir",), "path", "output folder for this command", "DIR", completes="dir"),
     Switch("precision", (), ("--precision",), "choice",
            "number type the model runs in; auto: float16 on CUDA, on a CPU the faster of float32 and bfloat16 "

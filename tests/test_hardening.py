@@ -144,6 +144,7 @@ CASES = [
      "-S/--seed -99999999999999999999: a back-reference reaches at most -64"),
     ("init-back-beyond-history", f'{GOOD}\n"fire" -I -5 -f 0.5', "-I/--init_img -5: the previous command made 1"),
     ("unknown-sampler", '"fire" -A dpm_fast', "-A/--sampler must be one of ddim, plms, k_lms"),
+    ("clip-skip-0", '"fire" --clip_skip 0', "--clip_skip must be in [1, 12], got 0"),
     ("unknown-precision", '"fire" --precision half',
      "--precision must be one of auto, float32, float16, bfloat16; got 'half'"),
     ("iterations-65", '"fire" -n 65', "-n/--iterations must be in [1, 64], got 65"),

@@ -131,8 +131,9 @@ CASES = [
                                               "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 965400086, Size: 512x768, "
                                               "Model hash: 45dee52b, Model: v1-5, Denoising strength: 0.7, Clip skip: 2, "
                                               "Version: v1.9.4"},
-     '"a cat, (masterpiece:1.2) with a hat [dog, blurry]" -s 20 -S 965400086 -W 512 -H 768 -C 7.0 -A k_euler_a',
-     "AUTOMATIC1111", "not carried over: Model: v1-5, Clip skip: 2, Denoising strength: 0.7 (the init image is not "
+     '"a cat, (masterpiece:1.2) with a hat [dog, blurry]" -s 20 -S 965400086 -W 512 -H 768 -C 7.0 -A k_euler_a '
+     '--clip_skip 2',
+     "AUTOMATIC1111", "not carried over: Model: v1-5, Denoising strength: 0.7 (the init image is not "
                       "in the file; add -I FILE -f 0.7)"),
     ("a1111 hires", {"parameters": 'a cat <lora:detail:0.8>\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 1, '
                                    'Size: 512x512, Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent, '
@@ -146,9 +147,9 @@ CASES = [
      '"beautiful scenery [text, watermark]" -s 20 -S 8566257 -W 512 -H 640 -C 8.0 -A k_euler_a', "ComfyUI",
      "not carried over: LoraLoader: detail.safetensors 0.8, model: v1-5-pruned-emaonly.safetensors"),
     ("comfy img2img", {"prompt": json.dumps(COMFY_IMG2IMG)},
-     '"a (red) fox" -s 12 -C 6.5 -A dpmpp_2m_k -I example.png -f 0.6', "ComfyUI",
+     '"a (red) fox" -s 12 -C 6.5 -A dpmpp_2m_k -I example.png -f 0.6 --clip_skip 2', "ComfyUI",
      "not carried over: seed: 1102676403634909 (outside [0, 2^32): a random seed is used), "
-     "[ ] in the prompt (turned into ( )), model: sd15.ckpt, CLIPSetLastLayer: -2, other nodes: ConditioningCombine"),
+     "[ ] in the prompt (turned into ( )), model: sd15.ckpt, other nodes: ConditioningCombine"),
 ]
 
 
@@ -259,10 +260,10 @@ def test_no_metadata(tmp_path):
 
 def test_fetch_foreign_png_says_what_was_left_out(shell, tmp_path):
     path = png(tmp_path, "a.png", {"parameters": "a cat\nSteps: 2, Sampler: Euler a, CFG scale: 7, Seed: 3, "
-                                                 "Size: 64x64, Clip skip: 2"})
+                                                 "Size: 64x64, Hires upscale: 2"})
     assert shell.execute(f"!fetch {path}") is True
     assert shell.said == ['fetched (AUTOMATIC1111): "a cat" -s 2 -S 3 -W 64 -H 64 -C 7.0 -A k_euler_a',
-                          "not carried over: Clip skip: 2"]
+                          "not carried over: Hires upscale: 2"]
     assert shell.prefill == '"a cat" -s 2 -S 3 -W 64 -H 64 -C 7.0 -A k_euler_a'
     assert shell.execute(f"!fetch {tmp_path}/*.png") is True  # a glob naming one file is that file
     png(tmp_path, "b.png", {})

@@ -40,6 +40,7 @@ SPELLINGS = [
                          "-S 1 -V '7,0.5;8,0.25'"], ((7, 0.5), (8, 0.25))),
     ("log_tokenization", ["-t", "--log_tokenization"], True),
     ("outdir", ["-o elsewhere", "-oelsewhere", "--outdir elsewhere", "--outdir=elsewhere"], "elsewhere"),
+    ("clip_skip", ["--clip_skip 2", "--clip_skip=2"], 2),
     ("precision", ["--precision bfloat16", "--precision=bfloat16", "--precision BFLOAT16"], "bfloat16"),
 ]
 

@@ -143,3 +143,52 @@ def test_the_usage_page_lists_every_sampler():
     text = (Path(__file__).resolve().parent.parent / "docs" / "usage.md").read_text()
     for entry in TABLE:
         assert f"| `{entry.name}` | {entry.scheduler}" in text, entry.name
+
+
+def test_clip_skip_reads_an_earlier_layer_and_leaves_the_encoder_whole(model):
+    """--clip_skip 2 is A1111's Clip skip 2: the prompt read from the last layer but one, through the final
+    layer norm (what diffusers' encode_prompt(clip_skip=1) computes); the encoder keeps its layers."""
+    import numpy as np
+    import torch
+
+    from invoke_shell.engine.generate import prepare, run
+    from invoke_shell.engine.prompts import conditioning
+
+    encoder = model.txt2img.text_encoder
+    text_model = getattr(encoder, "text_model", encoder)  # transformers 4 nests it; 5 does not
+    layers = list(text_model.encoder.layers)
+    skipped, _ = conditioning(model, "fire", None, 2)
+    ids = model.txt2img.tokenizer("fire", padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        hidden = encoder(ids, output_hidden_states=True).hidden_states[-2]
+        expected = text_model.final_layer_norm(hidden)
+    assert torch.allclose(skipped, expected, atol=1e-5)
+    assert list(text_model.encoder.layers) == layers
+    plain = np.asarray(run(prepare(parse('"fire" -s 3 -S 2'), model), model))
+    skip = np.asarray(run(prepare(parse('"fire" -s 3 -S 2 --clip_skip 2'), model), model))
+    assert not np.array_equal(plain, skip)
+    assert np.array_equal(plain, np.asarray(run(prepare(parse('"fire" -s 3 -S 2 --clip_skip 1'), model), model)))
+    with pytest.raises(Exception, match=r"--clip_skip 3: this model's text encoder has 2 layers"):
+        conditioning(model, "fire", None, 3)
+    assert list(text_model.encoder.layers) == layers
+
+
+@pytest.mark.parametrize("chunks", [
+    {"parameters": "a red star\nSteps: 12, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, Clip skip: 2"},
+    {"invokeai_metadata": json.dumps({"positive_prompt": "a red star", "seed": 5, "steps": 12, "clip_skip": 1})},
+    {"prompt": json.dumps({"3": {"class_type": "KSampler", "inputs": {"seed": 5, "steps": 12, "cfg": 7,
+                                                                        "sampler_name": "euler", "positive": ["6", 0]}},
+                           "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red star"}},
+                           "9": {"class_type": "CLIPSetLastLayer", "inputs": {"stop_at_clip_layer": -2}}})},
+], ids=["a1111", "invokeai3", "comfyui"])
+def test_clip_skip_fetches_from_each_family(tmp_path, chunks):
+    rebuilt = _read(tmp_path, "x.png", chunks)
+    assert parse(rebuilt.command).clip_skip == 2 and not [n for n in rebuilt.notes if "lip" in n.lower()]
+
+
+def test_clip_skip_round_trips_through_our_writers(tmp_path):
+    request = parse('"a red star" -s 12 -S 5 -W 64 -H 64 --clip_skip 3')
+    chunks = png_chunks(request, model_name="demo", model_hash="0" * 64, steps_run=12, made=MADE)
+    assert "Clip skip: 3," in chunks["parameters"] and json.loads(chunks["sd-metadata"])["image"]["clip_skip"] == 3
+    for key in chunks:
+        assert parse(_read(tmp_path, f"{key}.png", {key: chunks[key]}).command).clip_skip == 3, key

@@ -182,7 +182,8 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
     noise = torch.stack([variation_noise(j.request.seed, j.request.with_variations or (), shape) for j in jobs])
     generators = [torch.Generator(NOISE_DEVICE).manual_seed(j.request.seed) for j in jobs]
     # without guidance (-C 1) diffusers never reads the negative embeddings: don't compute them
-    positive, negative = conditioning(model, req.positive_prompt, req.negative_prompt if req.cfg_scale > 1 else None)
+    positive, negative = conditioning(model, req.positive_prompt, req.negative_prompt if req.cfg_scale > 1 else None,
+                                      req.clip_skip)
     common = dict(prompt_embeds=positive, negative_prompt_embeds=negative,
                   num_inference_steps=job.schedule.steps, guidance_scale=req.cfg_scale, generator=generators,
                   num_images_per_prompt=len(jobs))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,14 +43,15 @@ def _embed(compel, text: str):
     return conditioning
 
 
-def conditioning(model, positive: str, negative: str | None):
+def conditioning(model, positive: str, negative: str | None, clip_skip: int | None = None):
     """(prompt_embeds, negative_prompt_embeds), each (1, 77, hidden), for the pipelines' `prompt_embeds`;
-    the negative is None when `negative` is (no guidance needs none)."""
+    the negative is None when `negative` is (no guidance needs none). `clip_skip` N > 1 reads the prompt
+    from the Nth layer from the end, through the final layer norm, as A1111 and diffusers' encode_prompt do."""
     import torch
 
     compel = _compel(model)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _skipping(model.txt2img.text_encoder, clip_skip or 1):
             return _embed(compel, positive), None if negative is None else _embed(compel, negative)
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
@@ -57,6 +59,27 @@ def conditioning(model, positive: str, negative: str | None):
         if type(exc).__module__.startswith("pyparsing"):
             raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
         raise
+
+
+@contextmanager
+def _skipping(text_encoder, clip_skip: int):
+    """The text encoder runs its first layers only (all but the last `clip_skip - 1`) while inside; its
+    final layer norm still applies. The layer list is restored on the way out."""
+    if clip_skip == 1:
+        yield
+        return
+    import torch
+
+    encoder = getattr(text_encoder, "text_model", text_encoder).encoder  # transformers 4 nests it; 5 does not
+    layers = encoder.layers
+    if clip_skip > len(layers):
+        raise ParseError(f"--clip_skip {clip_skip}: this model's text encoder has {len(layers)} layers; "
+                         f"use --clip_skip 1 to {len(layers)}")
+    encoder.layers = torch.nn.ModuleList(list(layers)[: len(layers) - (clip_skip - 1)])
+    try:
+        yield
+    finally:
+        encoder.layers = layers
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
         "steps_run": steps_run,
         "schedule_steps": schedule_steps if schedule_steps is not None else request.steps,
         "compensate_steps": request.compensate_steps,
+        "clip_skip": request.clip_skip or 1,
         **provenance,
     }
     if batch is not None:

@@ -19,7 +19,7 @@ _EXTRA_NETWORK = re.compile(r"<(lora|lyco|hypernet):([^>]{1,200})>")
 # keys that describe the file rather than the image, and values that equal what this shell does anyway
 PLAIN_A1111 = {name: ours for (name, karras), ours in FROM_A1111.items() if not karras}
 _PROVENANCE = {"Version", "User", "Model hash", "VAE hash", "Hashes", "Lora hashes", "TI hashes"}
-_SAME_AS_OURS = {("Clip skip", "1"), ("RNG", "CPU"), ("Schedule type", "Automatic"), ("ENSD", "0")}
+_SAME_AS_OURS = {("RNG", "CPU"), ("Schedule type", "Automatic"), ("ENSD", "0")}
 
 
 def from_parameters(text: str) -> tuple[str, list[str], bool]:
@@ -85,6 +85,8 @@ def _settings(params: dict[str, str], found: Found) -> None:
                                       as_float(params["Variation seed strength"], "Variation seed strength")),)
         elif key == "Variation seed strength" and found.with_variations is not None:
             continue
+        elif key == "Clip skip":
+            found.clip_skip = as_int(value, "Clip skip")
         elif key == "Model":
             found.note("Model", value)
         elif key == "Model hash" and "Model" not in params:
@@ -131,6 +133,8 @@ def parameters_text(request: GenerationRequest, *, model_name: str, model_hash: 
     if request.width is not None and request.height is not None:
         params.append(("Size", f"{request.width}x{request.height}"))
     params += [("Model hash", model_hash[:10]), ("Model", model_name)]
+    if request.clip_skip:
+        params.append(("Clip skip", str(request.clip_skip)))
     variations = getattr(request, "with_variations", None)
     if variations and len(variations) == 1:  # A1111 has one sub-seed; a longer chain stays in Dream
         params += [("Variation seed", str(variations[0][0])), ("Variation seed strength", f"{variations[0][1]:g}")]

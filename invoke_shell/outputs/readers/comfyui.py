@@ -51,8 +51,8 @@ def from_prompt(text: str) -> tuple[str, list[str], bool]:
     _latent(nodes, inputs, found, denoise=None if advanced else inputs.get("denoise"))
     _model(nodes, inputs.get("model"), found)
     for other in nodes.values():
-        if other.get("class_type") == "CLIPSetLastLayer":
-            found.note("CLIPSetLastLayer", other["inputs"].get("stop_at_clip_layer"))
+        if other.get("class_type") == "CLIPSetLastLayer":  # -2 is A1111's Clip skip 2
+            found.clip_skip = -as_int(other["inputs"].get("stop_at_clip_layer"), "stop_at_clip_layer")
     others = sorted({str(v.get("class_type"))[:40] for v in nodes.values()} - _ACCOUNTED)
     if others:
         found.note("other nodes", " ".join(others[:12]))

@@ -42,6 +42,7 @@ class Found:
     init_mask: str | None = None
     invert_mask: bool = False
     with_variations: tuple[tuple[int, float], ...] | None = None
+    clip_skip: int | None = None  # A1111's count: 1 = the last layer
     notes: list[str] = field(default_factory=list)
 
     def note(self, key: str, value: object = None) -> None:
@@ -157,6 +158,17 @@ def map_sampler(name: object, table: dict[str, str], found: Found, what: str) ->
         found.sampler = ours
 
 
+def _clip_skip(found: Found) -> bool:
+    """Whether the found clip skip becomes `--clip_skip` (2 to 12); one outside that is noted instead."""
+    skip = found.clip_skip
+    if skip is None or skip == 1:
+        return False
+    if not 2 <= skip <= 12:
+        found.note("clip skip", f"{skip} (outside [1, 12]: not carried over)")
+        return False
+    return True
+
+
 def command_of(found: Found) -> str:
     """The canonical command for `found`: built as a request, written out, parsed back by our parser."""
     prompt = one_line(found.prompt)
@@ -176,5 +188,6 @@ def command_of(found: Found) -> str:
         strength=strength if found.init_img is not None else None, fit=found.fit and found.init_img is not None,
         init_mask=found.init_mask if found.init_img is not None else None,
         invert_mask=found.invert_mask and found.init_img is not None,
-        **({"with_variations": found.with_variations} if found.with_variations else {}))
+        **({"with_variations": found.with_variations} if found.with_variations else {}),
+        **({"clip_skip": found.clip_skip} if _clip_skip(found) else {}))
     return to_command(parse(to_command(request)))

@@ -125,6 +125,8 @@ def from_sd_metadata(text: str) -> tuple[str, list[str], bool]:
             setattr(found, key, convert(image[key], f"sd-metadata {key}"))
     if image.get("seed") is not None:
         found.set_seed(image["seed"], "sd-metadata seed")
+    if image.get("clip_skip") is not None:  # this shell's (A1111's count)
+        found.clip_skip = as_int(image["clip_skip"], "sd-metadata clip_skip")
     if image.get("sampler") is not None:
         map_sampler(image["sampler"], INVOKEAI2_SAMPLERS, found, "sampler")
     if image.get("init_img"):
@@ -213,7 +215,9 @@ def from_invokeai3(text: str) -> tuple[str, list[str], bool]:
         found.note("loras", " ".join(names))
     if data.get("rand_device") not in (None, "cpu"):
         found.note("rand_device", data["rand_device"])
-    for key in ("vae", "clip_skip", "cfg_rescale_multiplier", "seamless_x", "seamless_y", "hrf_enabled",
+    if data.get("clip_skip") not in (None, 0):  # InvokeAI 3 counts the layers skipped: 1 is A1111's 2
+        found.clip_skip = as_int(data["clip_skip"], "clip_skip") + 1
+    for key in ("vae", "cfg_rescale_multiplier", "seamless_x", "seamless_y", "hrf_enabled",
                 "refiner_model", "positive_style_prompt", "negative_style_prompt", "controlnets", "ipAdapters",
                 "t2iAdapters", "guidance"):
         if data.get(key) not in (None, 0, 0.0, False, "", [], {}):
