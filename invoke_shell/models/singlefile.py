@@ -178,8 +178,8 @@ def family_of(ckpt: Checkpoint) -> str:
         family, width = "sd1", ckpt.first("token_embedding.weight", CLIP)
     elif ckpt.has(OPEN_CLIP):
         family, width = "sd2", ckpt.shapes.get(OPEN_CLIP + "token_embedding.weight")
-    elif families.base_of_context(context):  # a file without its text encoder: the context width alone
-        family, width = families.base_of_context(context), None
+    elif (by_context := families.base_of_context(context)) is not None:  # no text encoder: its width alone
+        family, width = by_context, None
     else:
         raise ModelError(f"{name}: unknown model family (no text encoder, {context}-wide cross-attention)")
     if width is not None and width[-1] != context:

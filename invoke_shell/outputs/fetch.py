@@ -76,13 +76,18 @@ _RECORDED = (("init_img", "orig_hash", "-I/--init_img"), ("init_mask", "mask_has
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-def recorded_inputs(chunks: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
-    """The input files an `sd-metadata` chunk names with their sha256 (InvokeAI 2.x's `orig_hash`, and
-    this shell's `mask_hash`), as (switch, path, sha256). Read as data; anything malformed is skipped."""
+def sd_metadata_of(chunks: dict[str, str]) -> dict:
+    """The `sd-metadata` chunk parsed once, as data; {} when there is none or it does not parse."""
     try:
-        image = load_json_object(chunks.get("sd-metadata", ""), "sd-metadata").get("image")
+        return load_json_object(chunks["sd-metadata"], "sd-metadata") if "sd-metadata" in chunks else {}
     except ParseError:
-        return ()
+        return {}
+
+
+def recorded_inputs(sd: dict) -> tuple[tuple[str, str, str], ...]:
+    """The input files a parsed `sd-metadata` names with their sha256 (InvokeAI 2.x's `orig_hash`, and
+    this shell's `mask_hash`), as (switch, path, sha256). Read as data; anything malformed is skipped."""
+    image = sd.get("image")
     if not isinstance(image, dict):
         return ()
     return tuple((switch, image[key], image[hash_key]) for key, hash_key, switch in _RECORDED
@@ -93,12 +98,10 @@ def recorded_inputs(chunks: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
 MAX_BATCH = 256
 
 
-def recorded_batch(chunks: dict[str, str]) -> tuple[tuple[str, ...], int] | None:
-    """The batch this shell's sd-metadata records for an image made with others: (their commands, its index)."""
-    try:
-        image = load_json_object(chunks.get("sd-metadata", ""), "sd-metadata").get("image")
-    except ParseError:
-        return None
+def recorded_batch(sd: dict) -> tuple[tuple[str, ...], int] | None:
+    """The batch this shell's parsed sd-metadata records for an image made with others: (their commands, its
+    index)."""
+    image = sd.get("image")
     batch = image.get("batch") if isinstance(image, dict) else None
     if not isinstance(batch, dict):
         return None
@@ -123,10 +126,11 @@ def read_png(path: str) -> Rebuilt:
         except ParseError as exc:
             first = first or ParseError(f"{path}: its {what} does not parse: {exc}")
             continue
-        made = recorded(chunks)  # only this shell's PNGs record it
-        model, model_hash = recorded_model(chunks)
-        return Rebuilt(command, family if foreign else "", tuple(notes), recorded_inputs(chunks), made, model,
-                       model_hash, recorded_batch(chunks))
+        sd = sd_metadata_of(chunks)
+        made = recorded(sd, chunks)  # only this shell's PNGs record it
+        model, model_hash = recorded_model(sd, chunks)
+        return Rebuilt(command, family if foreign else "", tuple(notes), recorded_inputs(sd), made, model,
+                       model_hash, recorded_batch(sd))
     if first is not None:
         raise first
     raise NoMetadata(f"{path} carries no generation metadata (no Dream, sd-metadata, invokeai_metadata, "

@@ -65,8 +65,8 @@ def _name(value: object, what: str) -> str:
     return value
 
 
-def from_sd_metadata(text: str) -> Provenance | None:
-    data = load_json_object(text, "sd-metadata")
+def from_sd_metadata(data: dict) -> Provenance | None:
+    """From a parsed sd-metadata; None when it records no provenance. ParseError on malformed values."""
     image = data.get("image") or (data.get("images") or [None])[0]
     versions = data.get("versions")
     if not isinstance(image, dict) or not isinstance(versions, dict) or "precision" not in image:
@@ -84,24 +84,24 @@ def from_version_text(text: str) -> Provenance | None:
     return Provenance(precision, device, noise, torch, diffusers, app)
 
 
-def recorded(chunks: dict[str, str]) -> Provenance | None:
-    """The provenance a PNG of this shell records: from sd-metadata, else from the A1111 `Version:`."""
+def recorded(sd: dict, chunks: dict[str, str]) -> Provenance | None:
+    """The provenance a PNG of this shell records: from its parsed sd-metadata `sd`, else from the A1111
+    `Version:` in `chunks`."""
     try:
-        if "sd-metadata" in chunks:
-            found = from_sd_metadata(chunks["sd-metadata"])
-            if found is not None:
-                return found
+        found = from_sd_metadata(sd)
+        if found is not None:
+            return found
     except ParseError:
         pass
     return from_version_text(chunks.get("parameters", "")[-2000:])
 
 
-def recorded_model(chunks: dict[str, str]) -> tuple[str | None, str | None]:
-    """(model name, model hash) as the file records them (sd-metadata, InvokeAI 3, A1111), else Nones."""
+def recorded_model(sd: dict, chunks: dict[str, str]) -> tuple[str | None, str | None]:
+    """(model name, model hash) as the file records them (the parsed sd-metadata `sd`, InvokeAI 3, A1111),
+    else Nones."""
     try:
         if "sd-metadata" in chunks:
-            data = load_json_object(chunks["sd-metadata"], "sd-metadata")
-            name, digest = data.get("model_id") or data.get("model_weights"), data.get("model_hash")
+            name, digest = sd.get("model_id") or sd.get("model_weights"), sd.get("model_hash")
             return (name if isinstance(name, str) else None), (digest if isinstance(digest, str) else None)
         if "invokeai_metadata" in chunks:
             model = load_json_object(chunks["invokeai_metadata"], "invokeai_metadata").get("model")
