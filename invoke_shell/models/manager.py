@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..atomic import write_atomic
 from ..errors import ModelError
+from ..switches import PRECISIONS
 from . import families
 from . import precision as precisions
 from .families import Family
@@ -305,8 +306,8 @@ class ModelManager:
     def _load(self, entry: ModelEntry, requested: str) -> LoadedModel:
         diffusers = import_stack()
         self._ensure_device()
-        if requested not in precisions.PRECISIONS:
-            raise ModelError(f"--precision must be one of {', '.join(precisions.PRECISIONS)}, got {requested!r}")
+        if requested not in PRECISIONS:
+            raise ModelError(f"--precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
         pick = self.planned_pick(entry, requested)
         dtype = torch_dtype(pick.dtype if pick is not None else "float32")  # measured from float32
         try:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import write_atomic
-from ..switches import PRECISIONS  # noqa: F401  (the choices, from the switch table)
 from .files import stat_key
 
 log = logging.getLogger(__name__)
