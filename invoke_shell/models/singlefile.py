@@ -10,29 +10,25 @@ tokenizer (clip-tokenizer/, shared: the loader passes `tokenizer=` so it is neve
 
 Pickled checkpoints (.ckpt/.pt/.pth/.bin) are only ever read by torch's weights-only unpickler; a file
 whose pickle would import anything beyond tensors, containers and the few harmless globals in
-`_safe_globals` is refused before anything in it runs.
+`weights.safe_globals` is refused before anything in it runs.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
-import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelError
 from . import families
 from .families import CONFIGS
+from .weights import PICKLES, SAFETENSORS, first_line, load_pickle, safe_globals
 
 log = logging.getLogger(__name__)
 
 TOKENIZER = CONFIGS / "clip-tokenizer"
 FAMILIES = families.RUNNABLE  # key -> description, from the family table
 SD2_EPSILON_STEPS = {875000, 220000}  # global_step of the SD 2.0-base and 2.1-base .ckpt releases
-SAFETENSORS = {".safetensors"}
-PICKLES = {".ckpt", ".pt", ".pth", ".bin"}
 
 UNET = "model.diffusion_model."
 CLIP = "cond_stage_model.transformer."  # SD 1.x: transformers' CLIPTextModel
@@ -63,59 +59,6 @@ class Checkpoint:
 # ---------------------------------------------------------------- reading
 
 
-class _LightningCallbackStub:
-    """Stands in for pytorch_lightning's ModelCheckpoint class, which old .ckpt files name as a dict key."""
-
-
-def _safe_globals():
-    """The globals real SD checkpoints carry, allowed to torch's weights-only unpickler (data only)."""
-    import numpy as np
-    import torch
-
-    core = getattr(np, "_core", None) or np.core
-    scalar = core.multiarray.scalar
-    dtypes = [type(np.dtype(t)) for t in ("float64", "float32", "float16", "int64", "int32", "int16",
-                                            "int8", "uint8", "bool")]
-    allowed = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]
-    for module in ("pytorch_lightning.callbacks.model_checkpoint", "lightning.pytorch.callbacks.model_checkpoint"):
-        allowed.append((_LightningCallbackStub, f"{module}.ModelCheckpoint"))
-    return torch.serialization.safe_globals(allowed)
-
-
-def _unsafe_globals(path: Path, exc: Exception) -> str:
-    """Names of the globals the pickle would import: read statically from a zip checkpoint (nothing
-    runs), else the one torch's unpickler stopped at."""
-    import torch
-
-    try:
-        with _safe_globals():
-            names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except Exception:  # noqa: BLE001 - only improves the message; a legacy (non-zip) file lands here
-        names = re.findall(r"GLOBAL ([\w.]+)", str(exc))[:1]
-    return ", ".join(names) or "code"
-
-
-def _load_pickle(path: Path) -> dict:
-    """torch.load, weights only, with the harmless extras allowed; a one-line ModelError otherwise."""
-    import torch
-
-    is_zip = zipfile.is_zipfile(path)
-    try:
-        with _safe_globals():
-            data = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
-    except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():
-            raise ModelError(f"refusing to load {path.name}: its pickle would run {_unsafe_globals(path, exc)}, "
-                             "which a weights-only load does not allow; use a .safetensors copy") from None
-        raise ModelError(f"{path.name} is not a readable PyTorch checkpoint ({_first_line(exc)})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
-        raise ModelError(f"{path.name} is not a readable PyTorch checkpoint "
-                         f"(truncated or damaged? {_first_line(exc)})") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path.name} holds a {type(data).__name__}, not a checkpoint dictionary")
-    return data
-
-
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Tensor names and shapes of a single-file checkpoint (safetensors: the header alone)."""
     path = Path(path)
@@ -131,10 +74,10 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
                 metadata = dict(f.metadata() or {})
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError and OSError
             raise ModelError(f"{path.name} is not a valid safetensors file "
-                             f"(truncated or damaged? {_first_line(exc)})") from None
+                             f"(truncated or damaged? {first_line(exc)})") from None
         return Checkpoint(path, shapes, None, metadata)
     if suffix in PICKLES:
-        data = _load_pickle(path)
+        data = load_pickle(path, "checkpoint")
         step = data.get("global_step")
         while isinstance(data.get("state_dict"), dict):
             data = data["state_dict"]
@@ -218,7 +161,7 @@ def ldm_yaml_family(path: Path) -> str:
         context = int(unet["context_dim"])
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{path.name} is not an LDM inference config (model.params.unet_config.params."
-                         f"context_dim unreadable: {_first_line(exc)})") from None
+                         f"context_dim unreadable: {first_line(exc)})") from None
     channels = int(unet.get("in_channels", 4))
     if channels not in (4, 9):
         raise ModelError(f"{path.name} describes a model with {channels} input channels; only 4 and 9 "
@@ -268,7 +211,7 @@ def check_fits(ckpt: Checkpoint, folder: Path) -> None:
     try:
         unet = json.loads((folder / "unet" / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelError(f"config {folder}: unreadable unet/config.json ({_first_line(exc)})") from None
+        raise ModelError(f"config {folder}: unreadable unet/config.json ({first_line(exc)})") from None
     have = {"cross_attention_dim": ckpt.first("attn2.to_k.weight", UNET)[-1],
             "block_out_channels[0]": ckpt.shapes[UNET + "input_blocks.0.0.weight"][0]}
     want = {"cross_attention_dim": unet.get("cross_attention_dim"),
@@ -306,14 +249,14 @@ def load_vae(vae: str | Path, folder: Path, dtype=None):
         ckpt = read_checkpoint(path)
         if not (ckpt.has(VAE) or ckpt.has("encoder.") and ckpt.has("decoder.")):
             raise ModelError(f"vae: {path.name} holds no VAE weights (encoder.*/decoder.*)")
-        with _safe_globals():
+        with safe_globals():
             return diffusers.AutoencoderKL.from_single_file(str(path), config=str(folder), subfolder="vae",
                                                             local_files_only=True, torch_dtype=dtype)
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - diffusers/safetensors raise many types
         log.debug("loading VAE %s failed", path, exc_info=True)
-        raise ModelError(f"cannot load VAE {path.name}: {_first_line(exc)}") from exc
+        raise ModelError(f"cannot load VAE {path.name}: {first_line(exc)}") from exc
 
 
 def load_single_file(weights: str | Path, config: str | Path | None = None, dtype=None,
@@ -347,7 +290,7 @@ def load_single_file(weights: str | Path, config: str | Path | None = None, dtyp
     if vae is not None:
         extra["vae"] = load_vae(vae, folder, dtype)
     try:
-        with _safe_globals():
+        with safe_globals():
             pipe = diffusers.StableDiffusionPipeline.from_single_file(
                 str(weights), config=str(folder), local_files_only=True, torch_dtype=dtype,
                 safety_checker=None, feature_extractor=None, requires_safety_checker=False, **extra)
@@ -356,15 +299,6 @@ def load_single_file(weights: str | Path, config: str | Path | None = None, dtyp
     except Exception as exc:  # noqa: BLE001 - diffusers/transformers/safetensors raise many types
         log.debug("from_single_file(%s, config=%s) failed", weights, folder, exc_info=True)
         raise ModelError(f"cannot load {weights.name} as {FAMILIES.get(family, family)}: "
-                         f"{_first_line(exc)}") from exc
+                         f"{first_line(exc)}") from exc
     log.info("loaded %s as %s (config %s)", weights, family, folder)
     return pipe
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, cut to its first sentence when long."""
-    lines = str(exc).strip().splitlines()
-    line = lines[0] if lines else type(exc).__name__
-    if len(line) > 120 and ". " in line:
-        line = line[:line.index(". ")]
-    return line
