@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="models.yaml to use (default: ./models.yaml; without one, the built-in model, and "
                              "!import_model writes ./models.yaml)")
     parser.add_argument("--model", default=None, help="model to start with (default: the yaml's default)")
+    parser.add_argument("--lora_directory", metavar="DIR", default=None,
+                        help="folder of LoRA files (default: loras/ beside models.yaml)")
+    parser.add_argument("--embedding_path", "--embedding_directory", dest="embedding_path", metavar="DIR",
+                        default=None, help="folder of textual-inversion embeddings (default: embeddings/ beside "
+                                           "models.yaml)")
     parser.add_argument("--from_file", metavar="PATH|-", help="run the commands in a file (or stdin), then exit")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--max_loaded_models", type=int, default=2, metavar="N",
@@ -66,6 +71,7 @@ def setup_logging(path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .models.library import Library
     from .models.manager import ModelManager
     from .models.registry import load_registry
     from .commandfile import read_command_file
@@ -86,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ShellError(f"--outdir {args.outdir}: cannot write there ({exc.strerror or exc})") from None
         manager = ModelManager(registry, device=args.device, precision=defaults.precision,
                                max_loaded=args.max_loaded_models, offload=args.free_gpu_mem)
-        shell = Shell(manager, defaults=defaults, outdir=args.outdir, model=args.model, log_path=log_path)
+        library = Library.beside(registry.source, args.lora_directory, args.embedding_path)
+        for option, folder in (("--lora_directory", args.lora_directory), ("--embedding_path", args.embedding_path)):
+            if folder is not None and not os.path.isdir(folder):
+                raise ShellError(f"{option} {folder}: no such folder")
+        shell = Shell(manager, defaults=defaults, outdir=args.outdir, model=args.model, log_path=log_path,
+                      library=library)
         source = args.from_file if args.from_file is not None else (None if sys.stdin.isatty() else "-")
         from . import batch
         if batch.launched():  # started by `accelerate launch`: this process runs its share of the file

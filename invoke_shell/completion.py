@@ -13,6 +13,9 @@ from .switches import BY_SPELLING, SWITCHES
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 # the value being typed after a switch: a quoted value may hold spaces
+# a LoRA name or an embedding trigger being typed in the prompt
+_LORA_NAME = re.compile(r"(?:withLora|useLora)\(\s*(?P<name>[\w.+-]*)$|<lora:(?P<a1111>[\w.+-]*)$")
+_TRIGGER = re.compile(r"<(?P<name>[\w.+-]*)$")
 _SWITCH_VALUE = re.compile(r"(?:^|\s)(?P<switch>-{1,2}[A-Za-z_]+)\s+(?P<value>\"[^\"]*|'[^']*|\S*)$")
 
 
@@ -24,9 +27,11 @@ def _path_completer(extensions: tuple[str, ...] | None, get_paths=None) -> PathC
 
 
 class ShellCompleter(Completer):
-    def __init__(self, commands, model_names=lambda: (), seeds=lambda: (), outdir=lambda: "outputs"):
+    def __init__(self, commands, model_names=lambda: (), seeds=lambda: (), outdir=lambda: "outputs",
+                 adapter_names=lambda kind: ()):
         self.commands = commands  # a CommandTable
         self.model_names = model_names
+        self.adapter_names = adapter_names  # kind ("lora", "embedding") -> the names found now
         self.seeds = seeds
         # images are looked for here and in the output folder
         self.images = _path_completer(IMAGE_EXTENSIONS, get_paths=lambda: [".", outdir()])
@@ -47,6 +52,8 @@ class ShellCompleter(Completer):
             if cmd is not None:
                 yield from self._value(cmd.completes, rest)
             return
+        if not _SWITCH_VALUE.search(text) and not text.split(" ")[-1].startswith("-"):
+            yield from self._in_prompt(text)
         match = _SWITCH_VALUE.search(text)
         if match and match.group("switch") in BY_SPELLING and BY_SPELLING[match.group("switch")].kind != "flag":
             sw, value = BY_SPELLING[match.group("switch")], match.group("value").lstrip("\"'")
@@ -63,6 +70,24 @@ class ShellCompleter(Completer):
                 for spelling in sw.spellings:
                     if spelling.startswith(word):
                         yield Completion(spelling, -len(word), display_meta=sw.help)
+
+    def _in_prompt(self, text: str):
+        """LoRA names after `withLora(` and `<lora:`; embedding triggers (and `<lora:`) after `<`."""
+        lora = _LORA_NAME.search(text)
+        if lora is not None:
+            typed = lora.group("name") if lora.group("name") is not None else lora.group("a1111")
+            for name in sorted(self.adapter_names("lora")):
+                if name.startswith(typed):
+                    yield Completion(name, -len(typed), display=name, display_meta="LoRA")
+            return
+        trigger = _TRIGGER.search(text)
+        if trigger is not None:
+            typed = trigger.group("name")
+            for name in sorted(self.adapter_names("embedding")):
+                if name.startswith(typed):
+                    yield Completion(f"{name}>", -len(typed), display=f"<{name}>", display_meta="embedding")
+            if "lora:".startswith(typed):
+                yield Completion("lora:", -len(typed), display="<lora:", display_meta="a LoRA, A1111's form")
 
     def _value(self, kind: str, word: str):
         if kind == "model":

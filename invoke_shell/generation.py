@@ -33,14 +33,16 @@ class Made:
 
 
 def generate(parsed: GenerationRequest, session) -> Made:
-    """Run one command. `session` has `previous` (the last command's Outputs), `outdir`, `model(precision)`
-    and `say(line)`."""
+    """Run one command. `session` has `previous` (the last command's Outputs), `outdir`, `model(precision)`,
+    `library` (the LoRA and embedding folders) and `say(line)`."""
+    from .engine import adapters
     from .engine import generate as engine
 
     # 1. Resolve back-references and the seed
     request = resolve(parsed, session.previous)
-    # 2. The model, in the command's precision
+    # 2. The model, in the command's precision, with the LoRAs and embeddings the prompt names (and no other)
     model = session.model(request.precision)
+    used = adapters.apply(model, request.extras, session.library)
     # 3. Prepare: each image's request, sized, with its schedule (nothing runs yet)
     jobs = prepare(request, parsed.seed is not None, model)
     # 4. Say what will happen
@@ -53,7 +55,7 @@ def generate(parsed: GenerationRequest, session) -> Made:
     # 6. Postprocess: the grid
     grid = grid_request(request, jobs)
     # 7. Save the PNGs (and the run's previews and strips)
-    prefix, saved = save(images, batches, model, grid, outdir)
+    prefix, saved = save(images, batches, model, grid, outdir, used)
     for path, command in saved:
         session.say(f"{path}: {command}")
     if recorder is not None:
@@ -161,15 +163,17 @@ def grid_request(request: GenerationRequest, jobs: list) -> GenerationRequest | 
                    variation_amount=request.variation_amount)
 
 
-def save(images: list, batches: list[list], model, grid: GenerationRequest | None, outdir: str
+def save(images: list, batches: list[list], model, grid: GenerationRequest | None, outdir: str, used: tuple = ()
          ) -> tuple[str, list[tuple[str, str]]]:
-    """(the command's prefix, [(path, canonical command)]) of the PNGs written."""
+    """(the command's prefix, [(path, canonical command)]) of the PNGs written; `used`: the LoRA and embedding
+    files the images were made with."""
     from .engine import generate as engine
     from .outputs.naming import next_prefix
     from .outputs.save import save_images
 
     prefix = next_prefix(outdir)  # taken once the images exist: a cancelled run leaves no gap
-    return prefix, save_images(images, batches, outdir, model, engine.provenance(model), grid, prefix=prefix)
+    made = replace(engine.provenance(model), used=tuple(used))
+    return prefix, save_images(images, batches, outdir, model, made, grid, prefix=prefix)
 
 
 def write_run_views(recorder, request: GenerationRequest, images: list, saved, where: tuple[str, str, str],

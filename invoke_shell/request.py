@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass, fields
 
 from .errors import ParseError
+from .prompt_extras import PromptExtras, extract
 from .switches import BY_DEST, BY_SPELLING, SEED_LIMIT, SWITCHES, UNSUPPORTED, Switch, unsupported_message
 
 MAX_PROMPT_CHARS = 2000
@@ -66,12 +67,14 @@ class GenerationRequest:
     save_intermediates: int | None = None
     strip: bool = False
     log_tokenization: bool = False
+    skip_normalize: bool = False   # InvokeAI 2.3's `a:0.5 b:0.5` blends keep their raw weights
     clip_skip: int | None = None   # None: 1, the text encoder's last layer
     outdir: str | None = None      # None: the session's output folder
     precision: str | None = None   # None: the session's --precision
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt)
+        extract(self.prompt)  # a bad LoRA name or weight is told here, before anything runs
         check_size(self.width, self.height)
         for sw in SWITCHES:
             value = getattr(self, sw.dest)
@@ -94,14 +97,19 @@ class GenerationRequest:
             raise ParseError("-V/--with_variations without -v makes one image; drop -n or add -v")
 
     @property
+    def extras(self) -> PromptExtras:
+        """The LoRAs and embedding triggers the prompt names (prompt_extras.py)."""
+        return extract(self.prompt)
+
+    @property
     def positive_prompt(self) -> str:
-        """The prompt without its `[negative]` groups."""
-        return " ".join(_NEGATIVE.sub(" ", self.prompt).split())
+        """The prompt without its `[negative]` groups and its LoRA syntax: what the text encoder reads."""
+        return " ".join(_NEGATIVE.sub(" ", self.extras.text).split())
 
     @property
     def negative_prompt(self) -> str:
         """The text of all `[...]` groups, joined by spaces (InvokeAI's rule)."""
-        return " ".join(" ".join(m.split()) for m in _NEGATIVE.findall(self.prompt)).strip()
+        return " ".join(" ".join(m.split()) for m in _NEGATIVE.findall(self.extras.text)).strip()
 
     @property
     def is_img2img(self) -> bool:

@@ -17,6 +17,7 @@ from .command_table import CommandTable
 from .errors import ModelError, ParseError, Quit, ShellError
 from .generation import Output
 from .history_commands import recall as recall_entry
+from .models.library import Library
 from .request import Defaults, parse
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,10 @@ class Tally:
 class Shell:
     def __init__(self, manager, *, defaults: Defaults = Defaults(), outdir: str = "outputs",
                  model: str | None = None, log_path: str | None = None, say: Callable[[str], None] = print,
-                 commands: CommandTable | None = None):
+                 commands: CommandTable | None = None, library: Library | None = None):
         self.manager = manager
+        # the LoRA and embedding folders: loras/ and embeddings/ beside models.yaml unless given
+        self.library = library if library is not None else Library.beside(manager.registry.source)
         self.commands = commands if commands is not None else default_commands()  # the `!` commands
         self.defaults = defaults
         self.outdir = outdir
@@ -212,7 +215,8 @@ def interact(shell: Shell, *, input=None, output=None, history_path: str | None 
         shell.history = history
     completer = ShellCompleter(shell.commands, model_names=lambda: shell.manager.registry.names(),
                                seeds=lambda: list(dict.fromkeys(reversed(shell.seeds))),
-                               outdir=lambda: shell.outdir)
+                               outdir=lambda: shell.outdir,
+                               adapter_names=lambda kind: list(shell.library.files(kind)))
     session = PromptSession(history=history, completer=completer, complete_while_typing=False,
                             auto_suggest=AutoSuggestFromHistory(), enable_history_search=False,
                             bottom_toolbar=shell.toolbar, vi_mode=vi_mode, input=input, output=output)

@@ -117,6 +117,8 @@ SWITCHES: tuple[Switch, ...] = (
            "write one labelled picture of the run: the noised start, each step run, the final image"),
     Switch("log_tokenization", ("-t",), ("--log_tokenization",), "flag",
            "show how the prompt is split into tokens, and what is dropped past 75"),
+    Switch("skip_normalize", ("-x",), ("--skip_normalize",), "flag",
+           "InvokeAI 2.3's `a cat:0.5 a dog:0.5` blends: use the weights as given instead of scaling them to sum to 1"),
     Switch("clip_skip", (), ("--clip_skip",), "int",
            "text encoder layer the prompt is read from, counted from the last, as A1111's Clip skip: 1 = the "
            "last (no skip), 2 = the one before", "N", range=Range(1, 12)),
@@ -133,7 +135,6 @@ BY_SPELLING: dict[str, Switch] = {spelling: s for s in SWITCHES for spelling in 
 # InvokeAI 2.3 switches that invoke-shell does not (yet) build: named, never silently ignored.
 UNSUPPORTED: dict[str, str] = {
     "-i": "--individual", "--individual": "--individual",
-    "-x": "--skip_normalize", "--skip_normalize": "--skip_normalize",
     "--fnformat": "--fnformat", "-z": "--png_compression", "--png_compression": "--png_compression",
     "--threshold": "--threshold", "--perlin": "--perlin", "--karras_max": "--karras_max",
     "--h_symmetry_time_pct": "--h_symmetry_time_pct", "--v_symmetry_time_pct": "--v_symmetry_time_pct",

@@ -84,6 +84,7 @@ def verify(shell, argument: str) -> None:
 
 def check(shell, path: str, options: Options) -> tuple[str, bool]:
     """(the verdict after `path: `, whether identical) for one PNG."""
+    from .engine import adapters
     from .engine import generate as engine
     from .outputs.pngio import write_png
     from .outputs.provenance import installed
@@ -107,6 +108,7 @@ def check(shell, path: str, options: Options) -> tuple[str, bool]:
     model, model_notes = _model(shell, rebuilt, precision)
     if model is None:
         return f"not verified: {model_notes[0]}", False
+    adapters.apply(model, request.extras, shell.library)
     if rebuilt.batch is not None:  # made in one model pass with others: the same pass again
         commands, index = rebuilt.batch
         jobs = [engine.prepare(replace(parse(c), precision=precision), model) for c in commands]

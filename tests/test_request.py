@@ -39,6 +39,7 @@ SPELLINGS = [
     ("with_variations", ["-S 1 -V 7:0.5,8:0.25", "-S1 -V7:0.5,8:0.25", "-S 1 --with_variations=7:0.5,8:0.25",
                          "-S 1 -V '7,0.5;8,0.25'"], ((7, 0.5), (8, 0.25))),
     ("log_tokenization", ["-t", "--log_tokenization"], True),
+    ("skip_normalize", ["-x", "--skip_normalize"], True),
     ("outdir", ["-o elsewhere", "-oelsewhere", "--outdir elsewhere", "--outdir=elsewhere"], "elsewhere"),
     ("clip_skip", ["--clip_skip 2", "--clip_skip=2"], 2),
     ("precision", ["--precision bfloat16", "--precision=bfloat16", "--precision BFLOAT16"], "bfloat16"),

@@ -183,7 +183,7 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
     generators = [torch.Generator(NOISE_DEVICE).manual_seed(j.request.seed) for j in jobs]
     # without guidance (-C 1) diffusers never reads the negative embeddings: don't compute them
     positive, negative = conditioning(model, req.positive_prompt, req.negative_prompt if req.cfg_scale > 1 else None,
-                                      req.clip_skip)
+                                      req.clip_skip, req.skip_normalize)
     common = dict(prompt_embeds=positive, negative_prompt_embeds=negative,
                   num_inference_steps=job.schedule.steps, guidance_scale=req.cfg_scale, generator=generators,
                   num_images_per_prompt=len(jobs))

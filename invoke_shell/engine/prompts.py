@@ -1,5 +1,7 @@
 """Prompt conditioning through the `compel` library, which reads InvokeAI 2.3's prompt syntax: `(word)1.3`,
-`word++`, `word-`, `("a", "b").blend(1, 1)`. The `[negative]` groups are split off before (request.py)."""
+`word++`, `word-`, `("a", "b").blend(1, 1)`, `("a", "b").and()`, and (rewritten by prompt_extras.py) the old
+`a:0.5 b:0.5` blends. The `[negative]` groups and the LoRA syntax are split off before (request.py). What
+compel parses and this engine does not do (`.swap()`) is refused in one line."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import ParseError
+from ..prompt_extras import legacy_blend
 
 MAX_TOKENS = 75  # CLIP's 77 positions less the start and end markers
 
@@ -18,8 +21,11 @@ def _compel(model):
     if compel is None:
         from compel import Compel
 
+        from .adapters import Expander
+
         pipe = model.txt2img
-        compel = Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, truncate_long_prompts=True)
+        compel = Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, truncate_long_prompts=True,
+                        textual_inversion_manager=Expander(model))
         model._compel = compel
     return compel
 
@@ -38,21 +44,50 @@ def _parse(text: str):
     return _parser().parse_conjunction(text)
 
 
-def _embed(compel, text: str):
-    conditioning, _options = compel.build_conditioning_tensor_for_conjunction(_parse(text))
+def _embed(compel, text: str, skip_normalize: bool):
+    conjunction = _parse(legacy_blend(text, skip_normalize) or text)
+    _refuse_unbuilt(conjunction)
+    conditioning, _options = compel.build_conditioning_tensor_for_conjunction(conjunction)
     return conditioning
 
 
-def conditioning(model, positive: str, negative: str | None, clip_skip: int | None = None):
-    """(prompt_embeds, negative_prompt_embeds), each (1, 77, hidden), for the pipelines' `prompt_embeds`;
-    the negative is None when `negative` is (no guidance needs none). `clip_skip` N > 1 reads the prompt
-    from the Nth layer from the end, through the final layer norm, as A1111 and diffusers' encode_prompt do."""
+def _refuse_unbuilt(conjunction) -> None:
+    """What compel parses but this engine does not do, named in one line rather than dropped."""
+    from compel.prompt_parser import CrossAttentionControlSubstitute, FlattenedPrompt
+
+    for prompt in conjunction.prompts:
+        if isinstance(prompt, FlattenedPrompt) and any(isinstance(f, CrossAttentionControlSubstitute)
+                                                       for f in prompt.children):
+            raise ParseError(".swap() (prompt-to-prompt cross-attention control) is not built in invoke-shell yet; "
+                             "write the prompt you want, or compare two prompts with the same -S")
+    if conjunction.lora_weights:
+        names = ", ".join(str(lora.model) for lora in conjunction.lora_weights)
+        raise ParseError(f"cannot read the LoRA syntax around {names}: write withLora(name,weight) or "
+                         "<lora:name:weight>")
+
+
+def conditioning(model, positive: str, negative: str | None, clip_skip: int | None = None,
+                 skip_normalize: bool = False):
+    """(prompt_embeds, negative_prompt_embeds), each (1, 77 x k, hidden), for the pipelines' `prompt_embeds`;
+    the negative is None when `negative` is (no guidance needs none). An `.and()` prompt is k x 77 tokens
+    long, and the other is padded to its length. `clip_skip` N > 1 reads the prompt from the Nth layer from
+    the end, through the final layer norm, as A1111 and diffusers' encode_prompt do. `skip_normalize` keeps
+    an old-style blend's weights as given (-x)."""
     import torch
 
     compel = _compel(model)
     try:
         with torch.inference_mode(), _skipping(model.txt2img.text_encoder, clip_skip or 1):
-            return _embed(compel, positive), None if negative is None else _embed(compel, negative)
+            positive_embeds = _embed(compel, positive, skip_normalize)
+            if negative is None:
+                return positive_embeds, None
+            negative_embeds = _embed(compel, negative, skip_normalize)
+            if negative_embeds.shape != positive_embeds.shape:
+                positive_embeds, negative_embeds = compel.pad_conditioning_tensors_to_same_length(
+                    [positive_embeds, negative_embeds])
+            return positive_embeds, negative_embeds
+    except ParseError:
+        raise
     except (ValueError, TypeError, IndexError, KeyError) as exc:
         raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
     except Exception as exc:  # pyparsing errors
@@ -90,10 +125,10 @@ class Tokenization:
 
 def tokenization(model, text: str) -> Tokenization:
     """How the text encoder sees `text` (weighting syntax removed): the tokens kept and those past 75."""
-    from compel.prompt_parser import Blend, FlattenedPrompt
+    from compel.prompt_parser import Blend
 
     try:
-        conjunction = _parse(text)
+        conjunction = _parse(legacy_blend(text) or text)
     except Exception as exc:
         raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
     words = []

@@ -84,4 +84,4 @@ def png_chunks(request: GenerationRequest, *, model_name: str, model_hash: str, 
                        made=made, schedule_steps=schedule_steps, mask_source=mask_source, batch=batch)
     return {"Dream": to_command(request), "sd-metadata": json.dumps(meta),
             "parameters": parameters_text(request, model_name=model_name, model_hash=model_hash,
-                                          version=made.version_text())}
+                                          version=made.version_text(), used=made.used)}

@@ -11,6 +11,7 @@ from importlib import metadata
 
 from .. import __version__
 from ..errors import ParseError
+from ..prompt_extras import Used
 from .readers.common import load_json_object, printable
 
 _VERSION_TEXT = re.compile(r"invoke-shell (\S+); torch (\S+); diffusers (\S+); (\w+) (\w+) \(noise (\w+)\)")
@@ -32,14 +33,21 @@ class Provenance:
     torch: str
     diffusers: str
     app: str = __version__
+    used: tuple[Used, ...] = ()  # the LoRA and embedding files the command ran with (names, weights, hashes)
 
     @classmethod
     def here(cls, precision: str, device: str, noise_device: str) -> Provenance:
         return cls(precision, device, noise_device, installed("torch"), installed("diffusers"))
 
     def to_json(self) -> dict:
-        return {"precision": self.precision, "device": self.device, "noise_device": self.noise_device,
-                "versions": {"invoke-shell": self.app, "torch": self.torch, "diffusers": self.diffusers}}
+        found = {"precision": self.precision, "device": self.device, "noise_device": self.noise_device,
+                 "versions": {"invoke-shell": self.app, "torch": self.torch, "diffusers": self.diffusers}}
+        for kind, key in (("lora", "loras"), ("embedding", "embeddings")):
+            entries = [{"name": u.name, **({"weight": u.weight} if u.weight is not None else {}),
+                        "sha256": u.sha256, "short_hash": u.short_hash} for u in self.used if u.kind == kind]
+            if entries:
+                found[key] = entries
+        return found
 
     def version_text(self) -> str:
         """A1111's `Version:` value: `invoke-shell 0.1.0; torch 2.13.0; diffusers 0.42.1; cpu float32 (noise cpu)`."""

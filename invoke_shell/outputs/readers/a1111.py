@@ -120,10 +120,17 @@ def _quote(value: str) -> str:
     return json.dumps(value, ensure_ascii=False) if any(c in value for c in ",:\n\"") else value
 
 
-def parameters_text(request: GenerationRequest, *, model_name: str, model_hash: str, version: str) -> str:
+def parameters_text(request: GenerationRequest, *, model_name: str, model_hash: str, version: str,
+                    used: tuple = ()) -> str:
     """The A1111 `parameters` text for a request whose seed and size are resolved; `version` is the
-    `Version:` value (this shell's: its version, torch's and diffusers', the device and precision)."""
-    lines = [request.positive_prompt]
+    `Version:` value (this shell's: its version, torch's and diffusers', the device and precision); `used`
+    the LoRAs and embeddings it ran with (prompt_extras.Used), written as A1111 writes them: `<lora:name:w>`
+    in the prompt, `Lora hashes` and `TI hashes`."""
+    loras = " ".join(lora.a1111_form() for lora in request.extras.loras)
+    prompt = request.positive_prompt
+    for embedding in (u for u in used if u.kind == "embedding"):  # A1111 names an embedding as a bare word
+        prompt = prompt.replace(f"<{embedding.name}>", embedding.name)
+    lines = [f"{prompt} {loras}" if loras else prompt]
     if request.negative_prompt:
         lines.append(f"Negative prompt: {request.negative_prompt}")
     params = [("Steps", str(request.steps)), ("Sampler", a1111_name(request.sampler)),
@@ -135,6 +142,10 @@ def parameters_text(request: GenerationRequest, *, model_name: str, model_hash: 
     params += [("Model hash", model_hash[:10]), ("Model", model_name)]
     if request.clip_skip:
         params.append(("Clip skip", str(request.clip_skip)))
+    for kind, key in (("lora", "Lora hashes"), ("embedding", "TI hashes")):
+        hashes = ", ".join(f"{u.name}: {u.short_hash}" for u in used if u.kind == kind)
+        if hashes:
+            params.append((key, hashes))
     variations = getattr(request, "with_variations", None)
     if variations and len(variations) == 1:  # A1111 has one sub-seed; a longer chain stays in Dream
         params += [("Variation seed", str(variations[0][0])), ("Variation seed strength", f"{variations[0][1]:g}")]
