@@ -39,6 +39,7 @@ command("!help", "!h", usage="!help", help="this list of switches and commands")
               "prompt line; with OUTFILE, write the commands of all matching PNGs to a file for !replay")
 def _fetch(shell, argument: str) -> None:
     from .errors import ParseError
+    from .adapter_commands import missing_or_changed
     from .outputs.fetch import differences_line, fetch_one, fetch_to_file, split_argument
 
     if not argument:
@@ -56,6 +57,8 @@ def _fetch(shell, argument: str) -> None:
         differences = differences_line(rebuilt.made, shell.manager.device)
         if differences is not None:
             shell.say(differences)
+    for note in missing_or_changed(shell, rebuilt.command, rebuilt.weights):
+        shell.say(note)
     if rebuilt.notes:
         shell.say(rebuilt.notes_line)
     for line in rebuilt.changed_inputs():

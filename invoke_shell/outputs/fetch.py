@@ -14,7 +14,7 @@ from ..errors import ImageError, ParseError, ShellError
 from ..request import parse, shown_value, to_command
 from .metadata import file_sha256
 from .pngio import read_text_chunks
-from .provenance import Provenance, recorded, recorded_model
+from .provenance import Provenance, recorded, recorded_model, recorded_weights
 from .readers import FAMILIES
 from .readers.common import load_json_object, notes_line, printable
 
@@ -33,6 +33,7 @@ class Rebuilt:
     model: str | None = None         # the model's name and hash, as the file records them
     model_hash: str | None = None
     batch: tuple[tuple[str, ...], int] | None = None  # the commands made in one model pass with it, its index
+    weights: tuple[tuple[str, str, str], ...] = ()   # (kind, name, hash) of the LoRAs and embeddings it used
 
     @property
     def notes_line(self) -> str:
@@ -130,7 +131,7 @@ def read_png(path: str) -> Rebuilt:
         made = recorded(sd, chunks)  # only this shell's PNGs record it
         model, model_hash = recorded_model(sd, chunks)
         return Rebuilt(command, family if foreign else "", tuple(notes), recorded_inputs(sd), made, model,
-                       model_hash, recorded_batch(sd))
+                       model_hash, recorded_batch(sd), recorded_weights(sd, chunks))
     if first is not None:
         raise first
     raise NoMetadata(f"{path} carries no generation metadata (no Dream, sd-metadata, invokeai_metadata, "

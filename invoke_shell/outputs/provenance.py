@@ -122,3 +122,27 @@ def recorded_model(sd: dict, chunks: dict[str, str]) -> tuple[str | None, str | 
     name = re.search(r"(?:^|, )Model: ([^,]{1,200})", params)
     digest = re.search(r"(?:^|, )Model hash: ([0-9a-fA-F]{8,64})", params)
     return (name.group(1).strip() if name else None), (digest.group(1).lower() if digest else None)
+
+
+def recorded_weights(sd: dict, chunks: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
+    """(kind, name, hash) of each LoRA and embedding the file says the image was made with: this shell's
+    sd-metadata (sha256), else A1111's `Lora hashes` / `TI hashes` (A1111's short hashes). Read as data."""
+    from .readers.a1111 import hash_pairs
+
+    image = sd.get("image") if isinstance(sd, dict) else None
+    found = []
+    if isinstance(image, dict):
+        for kind, key in (("lora", "loras"), ("embedding", "embeddings")):
+            entries = image.get(key)
+            for entry in entries[:32] if isinstance(entries, list) else ():
+                if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("sha256"), str):
+                    found.append((kind, entry["name"][:80], entry["sha256"][:64].lower()))
+        if found or "sd-metadata" in chunks:
+            return tuple(found)
+    params = chunks.get("parameters", "").rsplit("\n", 1)[-1]
+    for kind, key in (("lora", "Lora hashes"), ("embedding", "TI hashes")):
+        match = re.search(rf'(?:^|, ){key}: ("(?:\\.|[^\\"])*"|[^,]*)', params)
+        if match:
+            text = match.group(1).strip('"')
+            found += [(kind, name, digest) for name, digest in hash_pairs(text)]
+    return tuple(found)

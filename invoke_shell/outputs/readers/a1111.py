@@ -7,6 +7,7 @@ import json
 import re
 
 from ...errors import ParseError
+from ...prompt_extras import extract
 from ...request import GenerationRequest
 from ...samplers import BY_NAME, FROM_A1111, a1111_name, from_a1111
 from .common import MAX_TEXT_CHARS, Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets
@@ -44,17 +45,48 @@ def from_parameters(text: str) -> tuple[str, list[str], bool]:
             in_negative, line = True, line[len("Negative prompt:"):]
         (negative if in_negative else prompt).append(line)
     found = Found()
-    found.prompt = plain_brackets(_networks(one_line(" ".join(prompt)), found), found, "prompt")
+    found.prompt = plain_brackets(_embeddings(_networks(one_line(" ".join(prompt)), found), params), found, "prompt")
     found.negative = plain_brackets(one_line(" ".join(negative)), found, "negative prompt")
     _settings(params, found)
     return command_of(found), found.notes, True
 
 
 def _networks(prompt: str, found: Found) -> str:
-    """`<lora:name:0.8>` selects a network in A1111 and is no prompt text: taken out and noted."""
-    for match in _EXTRA_NETWORK.finditer(prompt):
+    """`<lora:name:0.8>` is this shell's syntax too and stays in the prompt; the other networks (LyCORIS,
+    hypernetworks) and a LoRA written in a way this shell does not take are taken out and noted."""
+    def keep_or_note(match: re.Match) -> str:
+        if match.group(1) == "lora":
+            try:
+                extract(match.group(0))
+                return match.group(0)
+            except ParseError:
+                pass
         found.note(f"<{match.group(1)}:{match.group(2)}>")
-    return _EXTRA_NETWORK.sub(" ", prompt)
+        return " "
+
+    return _EXTRA_NETWORK.sub(keep_or_note, prompt)
+
+
+def _embeddings(prompt: str, params: dict[str, str]) -> str:
+    """A1111 names an embedding as a bare word (listed in `TI hashes`); this shell's trigger is `<name>`."""
+    for name in names_in(params.get("TI hashes", "")):
+        prompt = re.sub(rf"(?<![<\w]){re.escape(name)}(?![>\w])", f"<{name}>", prompt)
+    return prompt
+
+
+def names_in(hashes: str) -> list[str]:
+    return [name for name, _ in hash_pairs(hashes)]
+
+
+def hash_pairs(hashes: str) -> list[tuple[str, str]]:
+    """`name: hash, name: hash` (A1111's `Lora hashes` and `TI hashes`) as pairs; malformed parts skipped."""
+    pairs = []
+    for part in hashes.split(",")[:32]:
+        name, colon, digest = part.partition(":")
+        name, digest = name.strip(), digest.strip().lower()
+        if colon and re.fullmatch(r"[\w.+-]{1,80}", name) and re.fullmatch(r"[0-9a-f]{8,64}", digest):
+            pairs.append((name, digest))
+    return pairs
 
 
 def _settings(params: dict[str, str], found: Found) -> None:

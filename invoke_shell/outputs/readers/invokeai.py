@@ -8,6 +8,7 @@ import shlex
 from dataclasses import replace
 
 from ...errors import ParseError
+from ...prompt_extras import extract
 from ...request import parse, quote_prompt, split_prompt, to_command
 from ...samplers import FROM_INVOKEAI3
 from ...switches import BY_SPELLING, SAMPLERS, UNSUPPORTED
@@ -206,13 +207,7 @@ def from_invokeai3(text: str) -> tuple[str, list[str], bool]:
         found.note("model", model)
     loras = data.get("loras")
     if isinstance(loras, list) and loras:
-        names = []
-        for lora in loras[:8]:
-            if isinstance(lora, dict):
-                inner = lora.get("model") or lora.get("lora") or {}
-                name = inner.get("name") or inner.get("model_name") if isinstance(inner, dict) else inner
-                names.append(f"{name} {lora.get('weight', '')}".strip())
-        found.note("loras", " ".join(names))
+        _loras(loras[:8], found)
     if data.get("rand_device") not in (None, "cpu"):
         found.note("rand_device", data["rand_device"])
     if data.get("clip_skip") not in (None, 0):  # InvokeAI 3 counts the layers skipped: 1 is A1111's 2
@@ -228,3 +223,21 @@ def from_invokeai3(text: str) -> tuple[str, list[str], bool]:
                 value = value.get("name") or value.get("model_name") or "set"
             found.note(key, value)
     return command_of(found), found.notes, True
+
+
+def _loras(loras: list, found: Found) -> None:
+    """InvokeAI 3's `loras` list ({"model" or "lora": {"name"/"model_name"}, "weight"}) as withLora() in the
+    prompt; one this shell cannot write (a bad name or weight) is noted."""
+    for lora in loras:
+        if not isinstance(lora, dict):
+            continue
+        inner = lora.get("model") or lora.get("lora") or {}
+        name = inner.get("name") or inner.get("model_name") if isinstance(inner, dict) else inner
+        weight = lora.get("weight", 1)
+        written = f"withLora({name},{weight})" if isinstance(weight, (int, float)) else ""
+        try:
+            if not isinstance(name, str) or not extract(written).loras:
+                raise ParseError("not a LoRA")
+            found.prompt = f"{found.prompt} {written}".strip()
+        except ParseError:
+            found.note("lora", f"{name} {weight}")
