@@ -113,7 +113,8 @@ def import_loops(root: Path) -> list[list[str]]:
 
 
 HEAVY = ("torch", "diffusers", "compel", "transformers")
-PARSING = ("switches", "request", "completion", "history", "samplers", "seeds", "outputs.readers")
+PARSING = ("switches", "request", "completion", "history", "samplers", "seeds", "prompt_extras", "outputs.readers",
+           "models.library")
 
 
 def house_rules(package: str) -> list[tuple[str, tuple[str, ...]]]:

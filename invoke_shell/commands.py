@@ -16,7 +16,11 @@ def _help(shell, argument: str) -> None:
     from .switches import SWITCHES
 
     lines = ["Type a prompt followed by switches, e.g.  \"fire\" -s 10 -S 1592514025 -W 384 -H 384 -A k_lms",
-             "Text in [square brackets] is the negative prompt. Switches:"]
+             "Text in [square brackets] is the negative prompt. In the prompt: (word)1.3, word++, word-;",
+             "(\"a\", \"b\").blend(1, 1) and 2.3's a:0.5 b:0.5; (\"a\", \"b\").and(); withLora(name,weight) or "
+             "<lora:name:weight>",
+             "for a LoRA in loras/ (weight in [-2, 2]); <name> for an embedding in embeddings/ (!triggers lists them).",
+             "Switches:"]
     for sw in SWITCHES:
         left = ", ".join(sw.spellings) + (f" {sw.metavar}" if sw.metavar else "")
         extra = f" ({', '.join(sw.choices)})" if sw.choices else (f" {sw.range.describe()}" if sw.range else "")

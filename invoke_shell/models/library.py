@@ -19,6 +19,8 @@ SUFFIXES = SAFETENSORS | PICKLES
 FOLDER_FILES = {"lora": ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin"),
                 "embedding": ("learned_embeds.safetensors", "learned_embeds.bin")}
 KIND_WORDS = {"lora": "LoRA", "embedding": "embedding"}
+# the examples trained for the built-in demo model (toymodel/teach.py): looked in after the user's folders
+EXAMPLES = Path(__file__).resolve().parent.parent / "data" / "examples"
 
 
 @dataclass(frozen=True)
@@ -52,9 +54,11 @@ class Library:
 
     @classmethod
     def beside(cls, models_yaml: str | None, lora_dir: str | None = None, embedding_dir: str | None = None) -> Library:
-        """`loras/` and `embeddings/` in models.yaml's folder, unless a folder is given for them."""
+        """`loras/` and `embeddings/` in models.yaml's folder, unless a folder is given for them; then the
+        shipped examples for the demo model."""
         home = Path(models_yaml).resolve().parent if models_yaml else Path.cwd()
-        return cls([lora_dir or home / "loras"], [embedding_dir or home / "embeddings"])
+        return cls([lora_dir or home / "loras", EXAMPLES / "loras"],
+                   [embedding_dir or home / "embeddings", EXAMPLES / "embeddings"])
 
     def files(self, kind: str) -> dict[str, WeightsFile]:
         """name -> file, for every file found now; the first folder (then path order) wins a name."""
