@@ -1,6 +1,7 @@
-"""Make every picture in the README, docs/img2img.md and docs/inpainting.md with the shell itself, on the
-built-in demo model: a crude sketch and an inpainting picture with its masks (drawn here), what the model
-draws from a prompt and from the sketch, the img2img strips and the inpainting results. In float32 on any CPU
+"""Make every picture in the README, docs/img2img.md, docs/inpainting.md and docs/loras.md with the shell
+itself, on the built-in demo model: a crude sketch and an inpainting picture with its masks (drawn here), what
+the model draws from a prompt and from the sketch, the img2img strips, the inpainting results, and the shipped
+example LoRA and embedding with and without them. In float32 on any CPU
 (`--precision auto` could pick bfloat16 on one with AMX). Deterministic: the shell runs single-threaded, so a
 rerun on the same machine gives the same files byte for byte; another CPU family (AVX2 beside AVX-512) rounds
 some float32 sums differently, and a few pixels may then differ by a level or two
@@ -44,6 +45,13 @@ INPAINT = {
     "inpainting/inverted.png": '"a red square on a blue background" -s 20 -S 7 -I square.png -f 0.8 -M mask.png --invert_mask',
     "inpainting/strip-star.png": '"a yellow star on a green background" -s 20 -S 7 -I square.png -f 0.8 -M mask.png --strip',
 }
+LORAS = {  # the shipped examples for the demo model (invoke_shell/data/examples; docs/loras.md)
+    "loras/ring-without.png": '"a red ring on a green background" -s 20 -S 3 -W 64 -H 64',
+    "loras/ring-half.png": '"a red ring on a green background withLora(ring,0.5)" -s 20 -S 3 -W 64 -H 64',
+    "loras/ring-with.png": '"a red ring on a green background withLora(ring)" -s 20 -S 3 -W 64 -H 64',
+    "loras/ember-without.png": '"a ember star on a blue background" -s 20 -S 3 -W 64 -H 64',
+    "loras/ember-with.png": '"a <ember> star on a blue background" -s 20 -S 3 -W 64 -H 64',
+}
 INPUTS = ("sketch.png", "inpainting/square.png", "inpainting/mask.png", "inpainting/square-holed.png")
 SCALE = 4  # the model draws 64 x 64; single images are shown 4x, pixel for pixel
 
@@ -83,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(ROOT / "docs" / "images"))
     out = Path(parser.parse_args().out)
-    commands = {**README, **GUIDE, **INPAINT}
+    commands = {**README, **GUIDE, **INPAINT, **LORAS}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         draw_sketch(work / "sketch.png")

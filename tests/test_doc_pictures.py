@@ -41,7 +41,7 @@ def test_doc_pictures_regenerate(tmp_path):
     report = []
     for folder in runs:
         made = sorted(p.relative_to(tmp_path / folder) for p in (tmp_path / folder).rglob("*.png"))
-        assert made == shipped and len(made) == 17
+        assert made == shipped and len(made) == 22
         for name in made:
             new, old = _pixels(tmp_path / folder / name), _pixels(ROOT / "docs" / "images" / name)
             assert new.shape == old.shape, name
@@ -50,7 +50,7 @@ def test_doc_pictures_regenerate(tmp_path):
             assert diff.max() <= MAX_LEVELS and diff.mean() <= MAX_MEAN, "\n".join(report)
     print("\n".join(report))
     # every picture the docs show exists
-    for page in ("README.md", "docs/img2img.md", "docs/inpainting.md"):
+    for page in ("README.md", "docs/img2img.md", "docs/inpainting.md", "docs/loras.md"):
         text = (ROOT / page).read_text()
         for line in text.split("("):
             if line.startswith(("images/", "docs/images/")):

@@ -120,8 +120,8 @@ CASES = [
      '"a cat [dog]" -s 30 -S 42 -W 512 -H 768 -C 7.0 -A k_euler_a', "InvokeAI 2.x",
      "not carried over: model: stable-diffusion-1.5"),
     ("invoke3", {"invokeai_metadata": json.dumps(INVOKE3)},
-     '"a castle [blurry]" -s 30 -S 123 -W 512 -H 512 -C 7.5 -A dpmpp_2m_k -I 3f2a.png -f 0.6', "InvokeAI 3+",
-     "not carried over: model: sd-1.5, loras: detail 0.7"),
+     '"a castle withLora(detail,0.7) [blurry]" -s 30 -S 123 -W 512 -H 512 -C 7.5 -A dpmpp_2m_k -I 3f2a.png -f 0.6',
+     "InvokeAI 3+", "not carried over: model: sd-1.5"),
     ("invoke3 unmapped", {"invokeai_metadata": json.dumps({"positive_prompt": "a castle", "seed": 1, "steps": 20,
                                                            "cfg_scale": 7, "scheduler": "dpmpp_3m", "rand_device": "cuda",
                                                            "seamless_x": True})},
@@ -138,8 +138,8 @@ CASES = [
     ("a1111 hires", {"parameters": 'a cat <lora:detail:0.8>\nSteps: 20, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 1, '
                                    'Size: 512x512, Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent, '
                                    'Lora hashes: "detail: abc, x: def"'},
-     '"a cat" -s 20 -S 1 -W 512 -H 512 -C 7.0 -A dpmpp_2m_k', "AUTOMATIC1111",
-     "not carried over: <lora:detail:0.8>, Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent"),
+     '"a cat <lora:detail:0.8>" -s 20 -S 1 -W 512 -H 512 -C 7.0 -A dpmpp_2m_k', "AUTOMATIC1111",
+     "not carried over: Denoising strength: 0.5, Hires upscale: 2, Hires upscaler: Latent"),
     ("a1111 plain", {"parameters": "a [cat]\nSteps: 10, Sampler: DPM fast, CFG scale: 5.5, Seed: 3, Size: 64x64"},
      '"a (cat)" -s 10 -S 3 -W 64 -H 64 -C 5.5 -A k_lms', "AUTOMATIC1111",
      "not carried over: [ ] in the prompt (turned into ( )), Sampler: DPM fast (no equivalent; k_lms used)"),

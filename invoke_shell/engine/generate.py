@@ -167,8 +167,9 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
     each step actually run (step counts from 1); latents are (N, C, H/f, W/f)."""
     import torch
 
+    from . import swap as swaps
     from .noise import variation_noise
-    from .prompts import conditioning
+    from .prompts import encode
 
     job = jobs[0]
     req = job.request
@@ -182,8 +183,11 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
     noise = torch.stack([variation_noise(j.request.seed, j.request.with_variations or (), shape) for j in jobs])
     generators = [torch.Generator(NOISE_DEVICE).manual_seed(j.request.seed) for j in jobs]
     # without guidance (-C 1) diffusers never reads the negative embeddings: don't compute them
-    positive, negative = conditioning(model, req.positive_prompt, req.negative_prompt if req.cfg_scale > 1 else None,
-                                      req.clip_skip, req.skip_normalize)
+    guided = req.cfg_scale > 1
+    encoded = encode(model, req.positive_prompt, req.negative_prompt if guided else None, req.clip_skip,
+                     req.skip_normalize)
+    positive, negative = encoded.positive, encoded.negative
+    swap = swaps.plan(encoded.swap, positive.shape[1], guided) if encoded.swap is not None else None
     common = dict(prompt_embeds=positive, negative_prompt_embeds=negative,
                   num_inference_steps=job.schedule.steps, guidance_scale=req.cfg_scale, generator=generators,
                   num_images_per_prompt=len(jobs))
@@ -199,7 +203,7 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
             return {}
 
         common["callback_on_step_end"] = callback
-    with torch.inference_mode(), _watch_start(pipe, on_start):
+    with torch.inference_mode(), _watch_start(pipe, on_start), swaps.swapping(pipe.unet, swap, job.schedule.model_calls):
         if pipe is model.inpaint:
             # an inpainting (9-channel) model runs every command here: txt2img repaints a blank picture
             blank = job.init_image is None

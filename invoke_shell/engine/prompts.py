@@ -1,7 +1,7 @@
 """Prompt conditioning through the `compel` library, which reads InvokeAI 2.3's prompt syntax: `(word)1.3`,
 `word++`, `word-`, `("a", "b").blend(1, 1)`, `("a", "b").and()`, and (rewritten by prompt_extras.py) the old
 `a:0.5 b:0.5` blends. The `[negative]` groups and the LoRA syntax are split off before (request.py). What
-compel parses and this engine does not do (`.swap()`) is refused in one line."""
+compel parses and this engine does not do is refused in one line; `.swap()` is done by engine/swap.py."""
 
 from __future__ import annotations
 
@@ -44,48 +44,60 @@ def _parse(text: str):
     return _parser().parse_conjunction(text)
 
 
-def _embed(compel, text: str, skip_normalize: bool):
+def _embed(compel, text: str, skip_normalize: bool, what: str):
+    """(conditioning, compel's cross-attention control arguments for a `.swap()` or None)."""
     conjunction = _parse(legacy_blend(text, skip_normalize) or text)
-    _refuse_unbuilt(conjunction)
-    conditioning, _options = compel.build_conditioning_tensor_for_conjunction(conjunction)
-    return conditioning
+    _refuse_unbuilt(conjunction, what)
+    conditioning, options = compel.build_conditioning_tensor_for_conjunction(conjunction)
+    return conditioning, options.get("cross_attention_control")
 
 
-def _refuse_unbuilt(conjunction) -> None:
+def _refuse_unbuilt(conjunction, what: str) -> None:
     """What compel parses but this engine does not do, named in one line rather than dropped."""
     from compel.prompt_parser import CrossAttentionControlSubstitute, FlattenedPrompt
 
-    for prompt in conjunction.prompts:
-        if isinstance(prompt, FlattenedPrompt) and any(isinstance(f, CrossAttentionControlSubstitute)
-                                                       for f in prompt.children):
-            raise ParseError(".swap() (prompt-to-prompt cross-attention control) is not built in invoke-shell yet; "
-                             "write the prompt you want, or compare two prompts with the same -S")
+    swaps = [prompt for prompt in conjunction.prompts if isinstance(prompt, FlattenedPrompt)
+             and any(isinstance(f, CrossAttentionControlSubstitute) for f in prompt.children)]
+    if swaps and what != "prompt":
+        raise ParseError(".swap() works in the prompt, not in the [negative prompt]")
+    if swaps and len(conjunction.prompts) > 1:
+        raise ParseError(".swap() cannot be combined with .and(): write one prompt with the swap")
     if conjunction.lora_weights:
         names = ", ".join(str(lora.model) for lora in conjunction.lora_weights)
         raise ParseError(f"cannot read the LoRA syntax around {names}: write withLora(name,weight) or "
                          "<lora:name:weight>")
 
 
-def conditioning(model, positive: str, negative: str | None, clip_skip: int | None = None,
-                 skip_normalize: bool = False):
-    """(prompt_embeds, negative_prompt_embeds), each (1, 77 x k, hidden), for the pipelines' `prompt_embeds`;
-    the negative is None when `negative` is (no guidance needs none). An `.and()` prompt is k x 77 tokens
-    long, and the other is padded to its length. `clip_skip` N > 1 reads the prompt from the Nth layer from
-    the end, through the final layer norm, as A1111 and diffusers' encode_prompt do. `skip_normalize` keeps
-    an old-style blend's weights as given (-x)."""
+@dataclass(frozen=True)
+class Encoded:
+    positive: object          # (1, 77 x k, hidden)
+    negative: object | None   # the same shape, or None without guidance
+    swap: object | None       # compel's cross-attention control arguments for a `.swap()` (engine/swap.py)
+
+
+def encode(model, positive: str, negative: str | None, clip_skip: int | None = None,
+           skip_normalize: bool = False) -> Encoded:
+    """The prompt embeddings for the pipelines' `prompt_embeds`; the negative is None when `negative` is (no
+    guidance needs none). An `.and()` prompt is k x 77 tokens long, and the other is padded to its length. A
+    `.swap()` prompt gives the original prompt's embeddings and the swap's arguments. `clip_skip` N > 1 reads
+    the prompt from the Nth layer from the end, through the final layer norm, as A1111 and diffusers'
+    encode_prompt do. `skip_normalize` keeps an old-style blend's weights as given (-x)."""
     import torch
 
     compel = _compel(model)
     try:
         with torch.inference_mode(), _skipping(model.txt2img.text_encoder, clip_skip or 1):
-            positive_embeds = _embed(compel, positive, skip_normalize)
+            positive_embeds, swap = _embed(compel, positive, skip_normalize, "prompt")
             if negative is None:
-                return positive_embeds, None
-            negative_embeds = _embed(compel, negative, skip_normalize)
+                return Encoded(positive_embeds, None, swap)
+            negative_embeds, _ = _embed(compel, negative, skip_normalize, "negative")
             if negative_embeds.shape != positive_embeds.shape:
                 positive_embeds, negative_embeds = compel.pad_conditioning_tensors_to_same_length(
                     [positive_embeds, negative_embeds])
-            return positive_embeds, negative_embeds
+                if swap is not None:  # the edited prompt is padded as the original
+                    swap.edited_conditioning = compel.pad_conditioning_tensors_to_same_length(
+                        [swap.edited_conditioning, negative_embeds])[0]
+            return Encoded(positive_embeds, negative_embeds, swap)
     except ParseError:
         raise
     except (ValueError, TypeError, IndexError, KeyError) as exc:
@@ -94,6 +106,15 @@ def conditioning(model, positive: str, negative: str | None, clip_skip: int | No
         if type(exc).__module__.startswith("pyparsing"):
             raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
         raise
+
+
+def conditioning(model, positive: str, negative: str | None, clip_skip: int | None = None,
+                 skip_normalize: bool = False):
+    """(prompt_embeds, negative_prompt_embeds) of `encode` for a prompt without `.swap()`."""
+    encoded = encode(model, positive, negative, clip_skip, skip_normalize)
+    if encoded.swap is not None:
+        raise ParseError(".swap() needs the engine's run (engine/swap.py), not conditioning() alone")
+    return encoded.positive, encoded.negative
 
 
 @contextmanager

@@ -1,16 +1,18 @@
 """Teach the built-in demo model two things it has never seen, as the two example files shipped with the package
 (invoke_shell/data/examples/):
 
-- `loras/pink.safetensors`, a LoRA (kohya format; UNet and text encoder attention, rank 8): the colour word
-  `pink`, a colour the demo model was never shown (its palette has 8 colours, pink is not one). Trained on
-  pink shapes captioned as the demo's pictures are, mixed half and half with its ordinary pictures.
+- `loras/ring.safetensors`, a LoRA (kohya format; UNet and text encoder attention, rank 8): the shape word
+  `ring`, a shape the demo model was never shown (it knows circles, squares, triangles, stars and fire).
+  Trained on rings in the palette's colours captioned as the demo's pictures are, mixed half and half with
+  its ordinary pictures. (A new colour cannot be taught by a LoRA here: the demo's VAE was trained on its 8
+  colours and decodes pink as yellow.)
 - `embeddings/ember.safetensors`, a textual-inversion embedding (diffusers format, one vector): the new word
   `<ember>` for the colour the demo model calls orange; only that vector is trained.
 
 Then the scorer counts, over held-out prompts (shape and background pairs never used in training), in how
-many the new concept is drawn with the file and without it. About 5 minutes on 2 CPU cores:
+many the new concept is drawn with the file and without it. About 8 minutes on 2 CPU cores:
 
-    python -m invoke_shell.toymodel.teach [--out invoke_shell/data/examples] [--lora-steps 900] [--ti-steps 500]
+    python -m invoke_shell.toymodel.teach [--out invoke_shell/data/examples] [--lora-steps 1500] [--ti-steps 400]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -29,10 +32,12 @@ from ..models.library import EXAMPLES
 from . import data as D
 from .scorer import FG_THRESHOLD, _as_array, background_rgb, distance_map
 
-PINK = (255, 110, 190)
-# held out from both trainings: the prompts the scorer counts
-HELD_OUT = [(shape, bg) for shape, bg in [("star", "green"), ("circle", "blue"), ("triangle", "black"),
-                                          ("square", "purple"), ("star", "white"), ("circle", "yellow")]]
+# held out from the trainings: the prompts the scorer counts ((colour, background) for rings, (shape,
+# background) for <ember>)
+HELD_OUT_RINGS = [("red", "green"), ("yellow", "blue"), ("white", "purple"), ("blue", "yellow"),
+                  ("green", "black"), ("orange", "white")]
+HELD_OUT = [("star", "green"), ("circle", "blue"), ("triangle", "black"), ("square", "purple"), ("star", "white"),
+            ("circle", "yellow")]
 SEEDS = (0, 1, 2, 3)
 
 
@@ -55,6 +60,35 @@ def drawn_in(img, rgb) -> bool:
     return target < min(others) and target < 60 ** 2
 
 
+def is_ring(img) -> bool:
+    """Whether the picture holds a ring: a shape at least 12 pixels across whose middle is background and
+    which covers between a quarter and 80% of the disc it spans (a filled circle covers all of it)."""
+    a = _as_array(img)
+    mask = distance_map(a, background_rgb(a)) > FG_THRESHOLD
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 20:
+        return False
+    top, bottom, left, right = ys.min(), ys.max(), xs.min(), xs.max()
+    width, height = right - left + 1, bottom - top + 1
+    if min(width, height) < 12 or max(width, height) > 1.5 * min(width, height):
+        return False
+    cy, cx = (top + bottom) // 2, (left + right) // 2
+    hole = not mask[cy - 1:cy + 2, cx - 1:cx + 2].any()
+    cover = mask[top:bottom + 1, left:right + 1].sum() / (np.pi / 4 * width * height)
+    return bool(hole and 0.25 <= cover <= 0.8)
+
+
+def _ring(rng: random.Random, colour: str, bg: str) -> Image.Image:
+    r = rng.uniform(12, 24)
+    cx = cy = 32.0 if rng.random() < 0.5 else None
+    if cx is None:
+        cx, cy = rng.uniform(r + 2, 62 - r), rng.uniform(r + 2, 62 - r)
+    img = Image.new("RGB", (D.SIZE, D.SIZE), D._jitter(D.PALETTE[bg], rng))
+    ImageDraw.Draw(img).ellipse([cx - r, cy - r, cx + r, cy + r], outline=D._jitter(D.PALETTE[colour], rng),
+                                width=max(3, round(r / 3)))
+    return img
+
+
 def _picture(rng: random.Random, rgb, shape: str, bg: str) -> Image.Image:
     lo, hi = D.SIZES[rng.choice(list(D.SIZES))]
     r = rng.uniform(lo, hi)
@@ -66,21 +100,35 @@ def _picture(rng: random.Random, rgb, shape: str, bg: str) -> Image.Image:
     return img
 
 
-def dataset(word: str, rgb, n: int, seed: int, ordinary: float) -> tuple[np.ndarray, list[str]]:
-    """n pictures: shapes in `rgb` captioned with `word` (no held-out pair), and a fraction `ordinary` of the
-    demo's own training pictures."""
+def rings(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """n pictures: half rings in the palette's colours (no held-out colour and background pair), captioned
+    as the demo's shapes are; half the demo's own training pictures."""
     rng = random.Random(seed)
-    pairs = [(s, b) for s in D.SHAPES for b in D.COLORS if (s, b) not in HELD_OUT]
+    pairs = [(c, b) for c in D.COLORS for b in D.COLORS if c != b and (c, b) not in HELD_OUT_RINGS]
     images, captions = [], []
     for _ in range(n):
-        if rng.random() < ordinary:
+        if rng.random() < 0.5:
             img, caption, _ = D.make_sample(rng)
         else:
-            shape, bg = rng.choice(pairs)
-            img = _picture(rng, rgb, shape, bg)
-            caption = rng.choice([f"a {word} {shape} on {D.article(bg)} {bg} background", f"a {word} {shape}"])
+            colour, bg = rng.choice(pairs)
+            img = _ring(rng, colour, bg)
+            caption = rng.choice([f"{D.article(colour)} {colour} ring on {D.article(bg)} {bg} background",
+                                  f"{D.article(colour)} {colour} ring", f"a ring on {D.article(bg)} {bg} background"])
         images.append(np.asarray(img))
         captions.append(caption)
+    return np.stack(images), captions
+
+
+def embers(n: int, seed: int, token: str) -> tuple[np.ndarray, list[str]]:
+    """n pictures of shapes in the palette's orange, captioned with `token` for the colour (no held-out shape
+    and background pair)."""
+    rng = random.Random(seed)
+    pairs = [(s, b) for s in D.SHAPES for b in D.COLORS if b != "orange" and (s, b) not in HELD_OUT]
+    images, captions = [], []
+    for _ in range(n):
+        shape, bg = rng.choice(pairs)
+        images.append(np.asarray(_picture(rng, D.PALETTE["orange"], shape, bg)))
+        captions.append(rng.choice([f"a {token} {shape} on {D.article(bg)} {bg} background", f"a {token} {shape}"]))
     return np.stack(images), captions
 
 
@@ -125,7 +173,7 @@ def teach_lora(pipe, out: Path, steps: int, seed: int) -> dict:
 
     from .adapters import TEXT_TARGETS, UNET_TARGETS, write_lora
 
-    latents, ids = _encode(pipe, *dataset("pink", PINK, 3000, seed, ordinary=0.5))
+    latents, ids = _encode(pipe, *rings(3000, seed))
     torch.manual_seed(seed)
     inject_adapter_in_model(LoraConfig(r=8, lora_alpha=8, target_modules=UNET_TARGETS), pipe.unet)
     inject_adapter_in_model(LoraConfig(r=8, lora_alpha=8, target_modules=TEXT_TARGETS), pipe.text_encoder)
@@ -139,7 +187,7 @@ def teach_lora(pipe, out: Path, steps: int, seed: int) -> dict:
     for key, value in get_peft_model_state_dict(pipe.text_encoder).items():
         layers[f"text_encoder.{key if key.startswith('text_model.') else 'text_model.' + key}"] = value.detach()
     (out / "loras").mkdir(parents=True, exist_ok=True)
-    write_lora(layers, out / "loras" / "pink.safetensors", "kohya")
+    write_lora(layers, out / "loras" / "ring.safetensors", "kohya")
     return {"steps": steps, "seconds": round(time.time() - start), "loss": round(loss, 4), "rank": 8}
 
 
@@ -154,7 +202,7 @@ def teach_embedding(pipe, out: Path, steps: int, seed: int) -> dict:
     with torch.no_grad():  # start from a word the model knows that means nothing about colour
         table[token_id] = table[pipe.tokenizer.convert_tokens_to_ids("on</w>")]
     original = table.detach().clone()
-    latents, ids = _encode(pipe, *dataset(token, D.PALETTE["orange"], 2000, seed + 1, ordinary=0.0))
+    latents, ids = _encode(pipe, *embers(2000, seed + 1, token))
     for m in (pipe.unet, pipe.text_encoder, pipe.vae):
         for p in m.parameters():
             p.requires_grad_(False)
@@ -184,14 +232,15 @@ def _demo_pipeline():
     return pipe
 
 
-def count(line_with: str, line_without: str, rgb, run) -> dict:
-    """How many held-out prompts x seeds draw `rgb`, with the file and without it; `run(prompt, seed)` -> image."""
+def count(cases: list[dict], judge, run) -> dict:
+    """In how many held-out prompts x seeds `judge(image)` holds, with the file and without it; each case
+    is {"with": prompt, "without": prompt}; `run(prompt, seed)` -> image."""
     found = {"with": 0, "without": 0}
-    for shape, bg in HELD_OUT:
+    for case in cases:
         for seed in SEEDS:
-            for key, template in (("with", line_with), ("without", line_without)):
-                found[key] += drawn_in(run(template.format(shape=shape, bg=bg, a=D.article(bg)), seed), rgb)
-    found["of"] = len(HELD_OUT) * len(SEEDS)
+            for key in ("with", "without"):
+                found[key] += judge(run(case[key], seed))
+    found["of"] = len(cases) * len(SEEDS)
     return found
 
 
@@ -213,17 +262,19 @@ def score(folder: Path) -> dict:
         adapters.apply(model, request.extras, library)
         return run(prepare(request, model), model)
 
-    return {"pink LoRA": count("a pink {shape} on {a} {bg} background withLora(pink)",
-                               "a pink {shape} on {a} {bg} background", PINK, generate),
-            "<ember> embedding": count("a <ember> {shape} on {a} {bg} background",
-                                       "a ember {shape} on {a} {bg} background", D.PALETTE["orange"], generate)}
+    ring_cases = [{"with": f"{D.article(c)} {c} ring on {D.article(b)} {b} background withLora(ring)",
+                   "without": f"{D.article(c)} {c} ring on {D.article(b)} {b} background"} for c, b in HELD_OUT_RINGS]
+    ember_cases = [{"with": f"a <ember> {s} on {D.article(b)} {b} background",
+                    "without": f"a ember {s} on {D.article(b)} {b} background"} for s, b in HELD_OUT]
+    return {"ring LoRA": count(ring_cases, is_ring, generate),
+            "<ember> embedding": count(ember_cases, lambda image: drawn_in(image, D.PALETTE["orange"]), generate)}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=EXAMPLES)
-    p.add_argument("--lora-steps", type=int, default=900)
-    p.add_argument("--ti-steps", type=int, default=500)
+    p.add_argument("--lora-steps", type=int, default=1500)
+    p.add_argument("--ti-steps", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--score-only", action="store_true")
     args = p.parse_args(argv)
@@ -237,7 +288,7 @@ def main(argv=None) -> int:
     record["score"] = score(args.out)
     print(json.dumps(record["score"]))
     if not args.score_only:
-        record["command"] = "python -m invoke_shell.toymodel.teach " + " ".join(argv or [])
+        record["command"] = " ".join(["python -m invoke_shell.toymodel.teach", *(argv if argv is not None else sys.argv[1:])])
         (args.out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
