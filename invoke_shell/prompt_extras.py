@@ -65,7 +65,8 @@ def _weight(text: str | None, where: str) -> float:
     weight = float(text)
     lo, hi = LORA_WEIGHT
     if not (math.isfinite(weight) and lo <= weight <= hi):
-        raise ParseError(f"{where}: a LoRA weight must be in [{lo:g}, {hi:g}], got {text}")
+        raise ParseError(f"{where}: a LoRA weight must be in [{lo:g}, {hi:g}], got "
+                         f"{text if len(text) <= 40 else text[:39] + '…'}")
     return weight
 
 

@@ -41,7 +41,7 @@ from invoke_shell.outputs.metadata import png_chunks  # noqa: E402
 from invoke_shell.outputs.provenance import Provenance  # noqa: E402
 from invoke_shell.outputs.readers import FAMILIES  # noqa: E402
 from invoke_shell.request import parse, to_command  # noqa: E402
-from invoke_shell.switches import BY_DEST, BY_SPELLING, SAMPLERS, UNSUPPORTED  # noqa: E402
+from invoke_shell.switches import BY_DEST, BY_SPELLING, PRECISIONS, SAMPLERS, UNSUPPORTED  # noqa: E402
 
 SPELLINGS = sorted(BY_SPELLING) + sorted(UNSUPPORTED)
 HOSTILE_VALUES = ["-1", "0", "0.7", "1.5", "nan", "-nan", "inf", "-inf", "1e999", "1e-999", "4294967296", "-3",
@@ -150,8 +150,10 @@ class Fuzzer:
                   "iterations": lambda: rng.randint(1, 64), "variation_amount": lambda: rng.uniform(0.01, 1),
                   "with_variations": lambda: ",".join(f"{rng.randrange(2**32)}:{rng.random():.3f}"
                                                       for _ in range(rng.randint(1, 3))),
-                  "save_intermediates": lambda: rng.randint(1, 1000), "outdir": lambda: "out dir"}
-        parts = [rng.choice(['"fire"', "fire", "'a cat [dog]'", '"a \\"quoted\\" cat"', "a red star"])]
+                  "save_intermediates": lambda: rng.randint(1, 1000), "outdir": lambda: "out dir",
+                  "clip_skip": lambda: rng.randint(1, 12), "precision": lambda: rng.choice(PRECISIONS)}
+        parts = [rng.choice(['"fire"', "fire", "'a cat [dog]'", '"a \\"quoted\\" cat"', "a red star",
+                             '"a <ember> cat withLora(ring,0.5)"', "a cat <lora:x:1.5> <lora:y>", "a cat:0.5 a dog:1"])]
         for dest in rng.sample(sorted(BY_DEST), rng.randint(0, 8)):
             switch = BY_DEST[dest]
             spelling = rng.choice(switch.spellings)

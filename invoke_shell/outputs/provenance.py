@@ -75,7 +75,8 @@ def _name(value: object, what: str) -> str:
 
 def from_sd_metadata(data: dict) -> Provenance | None:
     """From a parsed sd-metadata; None when it records no provenance. ParseError on malformed values."""
-    image = data.get("image") or (data.get("images") or [None])[0]
+    images = data.get("images")
+    image = data.get("image") or (images[0] if isinstance(images, list) and images else None)
     versions = data.get("versions")
     if not isinstance(image, dict) or not isinstance(versions, dict) or "precision" not in image:
         return None  # written before provenance was recorded, or by InvokeAI
