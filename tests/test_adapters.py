@@ -524,3 +524,28 @@ def test_the_shipped_examples_teach_the_demo_model(demo_model, tmp_path):
     adapters.apply(demo_model, extract("x"), library)
     assert embers >= 5 and plain == 0, (embers, plain)
     assert rings >= 2 and rings > plain_rings, (rings, plain_rings)
+
+
+def test_every_format_on_the_demo_model(demo_model, tmp_path):
+    """The three LoRA formats made for the demo model's own layers draw the same picture on it."""
+    from invoke_shell.engine.generate import prepare, run as run_job
+    from invoke_shell.request import parse
+
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    pipe = demo_model.txt2img
+    layers = lora_layers(pipe.unet, pipe.text_encoder, rank=4, seed=11, scale=0.1)
+    for fmt in ("peft", "diffusers", "kohya"):
+        write_lora(layers, folder / f"demo_{fmt}.safetensors", fmt)
+    library = Library([folder], [])
+
+    def draw(prompt):
+        request = parse(f'"{prompt}" -s 10 -S 2 -W 64 -H 64')
+        adapters.apply(demo_model, request.extras, library)
+        return np.asarray(run_job(prepare(request, demo_model), demo_model)).astype(int)
+
+    plain = draw("a red star on a blue background")
+    pictures = [draw(f"a red star on a blue background withLora(demo_{fmt})") for fmt in ("peft", "diffusers", "kohya")]
+    assert all(np.abs(p - pictures[0]).max() <= 1 for p in pictures)
+    assert np.abs(pictures[0] - plain).mean() > 1
+    assert np.array_equal(draw("a red star on a blue background"), plain)
