@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 from dataclasses import dataclass
@@ -237,6 +238,10 @@ def interact(shell: Shell, *, input=None, output=None, history_path: str | None 
         except EOFError:
             break
         shell.prefill = ""
+        # Ctrl-C during the command must raise KeyboardInterrupt here. prompt_toolkit puts back, after each
+        # prompt, the OS-level SIGINT handler it found when the prompt began, which can be stale when the model
+        # was loading in the background thread meanwhile (seen on fresh installs: Ctrl-C then did nothing)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             shell.execute(line.strip())
         except Quit:
