@@ -75,7 +75,7 @@ def find_embedding(library: Library, trigger: str) -> WeightsFile:
     try:
         return library.find("embedding", trigger)
     except ModelError as exc:
-        raise ModelError(f"<{trigger}>: {exc}; a LoRA is named <lora:{trigger}>") from None
+        raise ModelError(f"<{trigger}>: {exc} (for a LoRA, write <lora:{trigger}>)") from None
 
 
 _STORED: dict[str, str | None] = {}
