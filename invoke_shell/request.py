@@ -70,6 +70,7 @@ class GenerationRequest:
     skip_normalize: bool = False   # InvokeAI 2.3's `a:0.5 b:0.5` blends keep their raw weights
     clip_skip: int | None = None   # None: 1, the text encoder's last layer
     outdir: str | None = None      # None: the session's output folder
+    png_compression: int | None = None  # None: zlib's level 6
     precision: str | None = None   # None: the session's --precision
 
     def __post_init__(self) -> None:
@@ -236,8 +237,12 @@ def _convert(sw: Switch, text: str) -> object:
 
 
 def parse_variations(sw: Switch, text: str) -> tuple[tuple[int, float], ...]:
-    """`seed:weight,seed:weight` (InvokeAI 2.3), or the older `seed,weight;seed,weight` that real images carry."""
-    if ":" in text or ";" not in text and text.count(",") != 1:
+    """`seed:weight,seed:weight` (InvokeAI 2.3), the older `seed,weight;seed,weight` that real images carry, or
+    `seed,weight,seed,weight` (as 2.3's variations page writes a chain)."""
+    items = text.split(",")
+    if ":" not in text and ";" not in text and len(items) > 2 and len(items) % 2 == 0:
+        pairs = [items[i:i + 2] for i in range(0, len(items), 2)]  # 2.3's docs: -V3647897225,0.1,1614299449,0.1
+    elif ":" in text or ";" not in text and text.count(",") != 1:
         pairs = [p.split(":") for p in text.split(",")]
     else:
         pairs = [p.split(",") for p in text.split(";")]

@@ -123,6 +123,9 @@ SWITCHES: tuple[Switch, ...] = (
            "text encoder layer the prompt is read from, counted from the last, as A1111's Clip skip: 1 = the "
            "last (no skip), 2 = the one before", "N", range=Range(1, 12)),
     Switch("outdir", ("-o",), ("--outdir",), "path", "output folder for this command", "DIR", completes="dir"),
+    Switch("png_compression", ("-z",), ("--png_compression",), "int",
+           "PNG compression level, 0 (none, fastest) to 9 (smallest); the pixels are the same; default 6", "N",
+           range=Range(0, 9)),
     Switch("precision", (), ("--precision",), "choice",
            "number type the model runs in; auto: float16 on CUDA, on a CPU the faster of float32 and bfloat16 "
            "for the model (measured once); !fetch adds the one a PNG was made in", "TYPE",
@@ -135,7 +138,7 @@ BY_SPELLING: dict[str, Switch] = {spelling: s for s in SWITCHES for spelling in 
 # InvokeAI 2.3 switches that invoke-shell does not (yet) build: named, never silently ignored.
 UNSUPPORTED: dict[str, str] = {
     "-i": "--individual", "--individual": "--individual",
-    "--fnformat": "--fnformat", "-z": "--png_compression", "--png_compression": "--png_compression",
+    "--fnformat": "--fnformat",
     "--threshold": "--threshold", "--perlin": "--perlin", "--karras_max": "--karras_max",
     "--h_symmetry_time_pct": "--h_symmetry_time_pct", "--v_symmetry_time_pct": "--v_symmetry_time_pct",
     "--hires_fix": "--hires_fix",

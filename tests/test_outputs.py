@@ -96,3 +96,22 @@ def test_fetch_compares_recorded_inputs_only_as_data(tmp_path, shell):
         "note: -I/--init_img /dev/zero is not a regular file"]             # the mask's malformed hash: skipped
     assert "-I /dev/zero -f 0.5" in shell.prefill
 
+
+
+def test_png_compression_changes_the_file_not_the_pixels(shell):
+    """-z/--png_compression (InvokeAI 2.3's): 0 stores the pixels uncompressed, 9 packs them tightest; the
+    image and its command are the same, and the command records the level."""
+    import numpy as np
+    from PIL import Image
+
+    sizes, pixels = {}, {}
+    for level in (0, 9):
+        assert shell.execute(f'"fire" -s 2 -S 3 -W 64 -H 64 -z {level}'), shell.said[-2:]
+        path = shell.previous[-1].path
+        sizes[level] = os.path.getsize(path)
+        pixels[level] = np.asarray(Image.open(path))
+        assert f"-z {level}" in read_text_chunks(path)["Dream"]
+    assert sizes[0] > sizes[9]
+    assert np.array_equal(pixels[0], pixels[9])
+    assert not shell.execute('"fire" -s 2 -z 10')
+    assert "-z/--png_compression must be in [0, 9], got 10" in shell.said[-1]

@@ -11,13 +11,17 @@ from ..atomic import write_atomic
 from ..errors import ImageError
 
 
-def write_png(path: str, image: Image.Image, chunks: dict[str, str]) -> None:
+DEFAULT_COMPRESSION = 6  # zlib's level, as Pillow and InvokeAI 2.3 (-z) default to
+
+
+def write_png(path: str, image: Image.Image, chunks: dict[str, str], compression: int | None = None) -> None:
     """Write `image` with text `chunks` to `path`: a temporary name in the same folder, then a rename,
-    so `path` never holds a partial file."""
+    so `path` never holds a partial file. `compression` is zlib's level, 0 (none) to 9."""
     info = PngInfo()
     for key, value in chunks.items():
         info.add_text(key, value)  # tEXt, or iTXt when the text is not Latin-1
-    write_atomic(path, lambda f: image.save(f, format="PNG", pnginfo=info))
+    level = DEFAULT_COMPRESSION if compression is None else compression
+    write_atomic(path, lambda f: image.save(f, format="PNG", pnginfo=info, compress_level=level))
 
 
 def read_text_chunks(path: str) -> dict[str, str]:

@@ -51,7 +51,7 @@ def save_images(images, batches, outdir: str, model, made: Provenance, grid_requ
                             batch=Batch(together, index) if len(together) > 1 else None)
         metas.append({k: v for k, v in json.loads(chunks["sd-metadata"])["image"].items() if k != "batch"})
         path = _free_name(outdir, f"{prefix}.{image_name(request)}")
-        write_png(path, image, chunks)
+        write_png(path, image, chunks, request.png_compression)
         append_log(outdir, path, command)
         saved.append((path, command))
     if grid_request is not None:
@@ -64,7 +64,7 @@ def save_images(images, batches, outdir: str, model, made: Provenance, grid_requ
         meta["images"] = metas  # InvokeAI's grid form: one entry per image
         chunks["sd-metadata"] = json.dumps(meta)
         path = _free_name(outdir, f"{prefix}.{jobs[0].request.seed}.grid")
-        write_png(path, make_grid(images), chunks)
+        write_png(path, make_grid(images), chunks, grid_request.png_compression)
         append_log(outdir, path, command)
         saved.append((path, command))
     return saved
