@@ -112,7 +112,7 @@ def check_lora(state_dict: dict, model, file: WeightsFile) -> None:
     ours = model.txt2img.unet.config.cross_attention_dim
     sdxl = any(key.startswith(("lora_te2_", "text_encoder_2.")) for key in state_dict)
     width = lora_width(state_dict)
-    if sdxl or (width is not None and width != ours):
+    if (sdxl and model.family.base != "sdxl") or (width is not None and width != ours):
         theirs = "SDXL" if sdxl else family_of_width(width)
         raise ModelError(f"LoRA {file.name!r} ({file.path}) is for {theirs} (cross-attention {width or 2048} wide); "
                          f"model {model.name!r} is {model.family.description} ({ours} wide)")
@@ -205,6 +205,9 @@ def _ensure_embedding(model, adapters: Adapters, trigger: str, file: WeightsFile
     loaded = adapters.embeddings.get(trigger)
     if loaded is not None and loaded[0] == key:
         return
+    if model.family.base == "sdxl":
+        raise ModelError(f"embedding {file.name!r}: embeddings run on Stable Diffusion 1.x and 2.x models, not yet on "
+                         f"SDXL ({model.name!r})")
     _token, vectors = _vectors(read_weights(file.path, "embedding"), file)
     pipe = model.txt2img
     width = pipe.text_encoder.get_input_embeddings().weight.shape[1]

@@ -186,11 +186,10 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
     guided = req.cfg_scale > 1
     encoded = encode(model, req.positive_prompt, req.negative_prompt if guided else None, req.clip_skip,
                      req.skip_normalize)
-    positive, negative = encoded.positive, encoded.negative
+    positive = encoded.positive
     swap = swaps.plan(encoded.swap, positive.shape[1], guided) if encoded.swap is not None else None
-    common = dict(prompt_embeds=positive, negative_prompt_embeds=negative,
-                  num_inference_steps=job.schedule.steps, guidance_scale=req.cfg_scale, generator=generators,
-                  num_images_per_prompt=len(jobs))
+    common = dict(**encoded.pipeline_kwargs(), num_inference_steps=job.schedule.steps, guidance_scale=req.cfg_scale,
+                  generator=generators, num_images_per_prompt=len(jobs))
     if on_step is not None:
         steps_done = []
         last_call = job.schedule.model_calls - 1

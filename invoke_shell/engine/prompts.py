@@ -24,10 +24,61 @@ def _compel(model):
         from .adapters import Expander
 
         pipe = model.txt2img
-        compel = Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, truncate_long_prompts=True,
-                        textual_inversion_manager=Expander(model))
+        if is_xl(model):
+            from compel import ReturnedEmbeddingsType
+
+            penultimate = ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED
+            compel = _PairedCompel(
+                Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, returned_embeddings_type=penultimate,
+                       truncate_long_prompts=True),
+                Compel(tokenizer=pipe.tokenizer_2, text_encoder=pipe.text_encoder_2, truncate_long_prompts=True,
+                       returned_embeddings_type=penultimate, requires_pooled=True))
+        else:
+            compel = Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, truncate_long_prompts=True,
+                            textual_inversion_manager=Expander(model))
         model._compel = compel
     return compel
+
+
+class _PairedCompel:
+    """SDXL's two text encoders as one Compel (compel's own list form prints a deprecation on stdout): each
+    encodes the prompt from its layer before the last, not normalized, as diffusers' encode_prompt does; the
+    two are joined along the width (768 + 1280); the pooled embedding is the second encoder's."""
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+        self.conditioning_provider = first.conditioning_provider  # token ids, as the first tokenizer sees them
+
+    def build_conditioning_tensor_for_conjunction(self, conjunction):
+        import torch
+
+        left, options = self.first.build_conditioning_tensor_for_conjunction(conjunction)
+        right, _ = self.second.build_conditioning_tensor_for_conjunction(conjunction)
+        return torch.cat([left, right], dim=-1), options
+
+    def pad_conditioning_tensors_to_same_length(self, conditionings):
+        import torch
+        from compel import Compel
+
+        empty = torch.cat([self.first.build_conditioning_tensor(""), self.second.build_conditioning_tensor("")], dim=-1)
+        return Compel._pad_conditioning_tensors_to_same_length(conditionings, empty)
+
+    def pooled(self, text: str):
+        return self.second.conditioning_provider.get_pooled_embeddings([text])
+
+
+def is_xl(model) -> bool:
+    return model.family.base == "sdxl"
+
+
+def _refuse_on_xl(model, clip_skip: int | None, swap) -> None:
+    if not is_xl(model):
+        return
+    if (clip_skip or 1) > 1:
+        raise ParseError("--clip_skip: SDXL models already read the prompt from the layer before the last; "
+                         "use --clip_skip 1 (or none) with them")
+    if swap is not None:
+        raise ParseError(".swap() runs on Stable Diffusion 1.x and 2.x models, not yet on SDXL")
 
 
 @lru_cache(maxsize=1)
@@ -73,6 +124,15 @@ class Encoded:
     positive: object          # (1, 77 x k, hidden)
     negative: object | None   # the same shape, or None without guidance
     swap: object | None       # compel's cross-attention control arguments for a `.swap()` (engine/swap.py)
+    pooled: object = None           # SDXL: (1, 1280) pooled text embeddings of the prompt
+    negative_pooled: object = None  # SDXL: of the negative prompt
+
+    def pipeline_kwargs(self) -> dict:
+        """The embeddings as diffusers' pipelines take them."""
+        kwargs = dict(prompt_embeds=self.positive, negative_prompt_embeds=self.negative)
+        if self.pooled is not None:
+            kwargs.update(pooled_prompt_embeds=self.pooled, negative_pooled_prompt_embeds=self.negative_pooled)
+        return kwargs
 
 
 def encode(model, positive: str, negative: str | None, clip_skip: int | None = None,
@@ -86,10 +146,12 @@ def encode(model, positive: str, negative: str | None, clip_skip: int | None = N
 
     compel = _compel(model)
     try:
-        with torch.inference_mode(), _skipping(model.txt2img.text_encoder, clip_skip or 1):
+        with torch.inference_mode(), _skipping(model.txt2img.text_encoder, 1 if is_xl(model) else clip_skip or 1):
             positive_embeds, swap = _embed(compel, positive, skip_normalize, "prompt")
+            _refuse_on_xl(model, clip_skip, swap)
+            pooled = _pooled(model, compel, positive, skip_normalize)
             if negative is None:
-                return Encoded(positive_embeds, None, swap)
+                return Encoded(positive_embeds, None, swap, pooled)
             negative_embeds, _ = _embed(compel, negative, skip_normalize, "negative")
             if negative_embeds.shape != positive_embeds.shape:
                 positive_embeds, negative_embeds = compel.pad_conditioning_tensors_to_same_length(
@@ -97,7 +159,8 @@ def encode(model, positive: str, negative: str | None, clip_skip: int | None = N
                 if swap is not None:  # the edited prompt is padded as the original
                     swap.edited_conditioning = compel.pad_conditioning_tensors_to_same_length(
                         [swap.edited_conditioning, negative_embeds])[0]
-            return Encoded(positive_embeds, negative_embeds, swap)
+            return Encoded(positive_embeds, negative_embeds, swap, pooled,
+                           _pooled(model, compel, negative, skip_normalize))
     except ParseError:
         raise
     except (ValueError, TypeError, IndexError, KeyError) as exc:
@@ -106,6 +169,14 @@ def encode(model, positive: str, negative: str | None, clip_skip: int | None = N
         if type(exc).__module__.startswith("pyparsing"):
             raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
         raise
+
+
+def _pooled(model, compel, text: str, skip_normalize: bool):
+    """SDXL's pooled embedding of a prompt (compel's: the second text encoder's projection of the text), else
+    None."""
+    if not is_xl(model):
+        return None
+    return compel.pooled(legacy_blend(text, skip_normalize) or text)
 
 
 def conditioning(model, positive: str, negative: str | None, clip_skip: int | None = None,

@@ -102,3 +102,41 @@ def build_tiny(folder: Path, seed: int = 0, in_channels: int = 4) -> None:
         unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder)
+
+
+def build_tiny_xl(folder: Path, seed: int = 0, in_channels: int = 4) -> None:
+    """A tiny Stable Diffusion XL pipeline (deterministic random weights for `seed`) as a diffusers folder:
+    SDXL's topology (two CLIP text encoders, the second with a projection for the pooled embedding; a UNet with
+    `text_time` conditioning on the pooled text and the size/crop ids; linear projections) at toy widths. For
+    the tests; it draws noise."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = _byte_tokenizer()
+    tokenizer_2 = _byte_tokenizer()
+    tokenizer_2.pad_token = "!"  # SDXL's second tokenizer pads with "!" (OpenCLIP's id 0)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=8, in_channels=in_channels, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+            addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
+            projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=32 + 32, norm_num_groups=8)
+        vae = AutoencoderKL(
+            latent_channels=4, sample_size=64, layers_per_block=1, norm_num_groups=8,
+            block_out_channels=(8, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4)
+        common = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                      num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu", projection_dim=32,
+                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**common, pad_token_id=tokenizer.pad_token_id))
+        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**common, pad_token_id=tokenizer_2.pad_token_id))
+    scheduler = EulerDiscreteScheduler.from_config(dict(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        steps_offset=1, timestep_spacing="leading", clip_sample=False, set_alpha_to_one=False, skip_prk_steps=True))
+    pipe = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=True)
+    pipe.save_pretrained(folder)

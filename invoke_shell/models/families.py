@@ -49,8 +49,7 @@ FAMILY_TABLE: tuple[Family, ...] = (
            512, "<|endoftext|>"),
     Family("sd2-inpainting", "Stable Diffusion 2.x inpainting (512 px, epsilon, 9 input channels)", "openclip",
            1024, 9, "epsilon", 512, "!"),
-    Family("sdxl", "Stable Diffusion XL base", "clip+openclip", 2048, 4, "epsilon", 1024, "!", SDXL_PIPELINES,
-           runs=False),
+    Family("sdxl", "Stable Diffusion XL base", "clip+openclip", 2048, 4, "epsilon", 1024, "!", SDXL_PIPELINES),
     Family("sdxl-refiner", "Stable Diffusion XL refiner", "openclip", 1280, 4, "epsilon", 1024, "!", SDXL_PIPELINES,
            runs=False),
 )
@@ -76,7 +75,7 @@ def matching(base: str, in_channels: int, v_prediction: bool) -> Family:
 
 def base_of_context(context_dim: int) -> str | None:
     """sd1 or sd2 from the UNet's cross-attention width alone (a file without its text encoder)."""
-    return next((f.base for f in FAMILY_TABLE if f.runs and f.context_dim == context_dim), None)
+    return next((f.base for f in FAMILY_TABLE if f.runs and f.base != "sdxl" and f.context_dim == context_dim), None)
 
 
 def of_folder(folder: Path) -> Family | None:
@@ -98,7 +97,8 @@ def _json(path: Path) -> dict:
 def of_configs(index: dict, unet: dict, scheduler: dict) -> Family | None:
     """The family from a pipeline's model_index (may be empty), UNet config and scheduler config."""
     if index.get("_class_name") in SDXL_PIPELINES or "text_encoder_2" in index:
-        return BY_KEY["sdxl" if index.get("text_encoder") else "sdxl-refiner"]
+        text_encoder = index.get("text_encoder")  # the refiner's model_index says [null, null]
+        return BY_KEY["sdxl" if text_encoder and text_encoder != [None, None] else "sdxl-refiner"]
     context, channels = unet.get("cross_attention_dim"), unet.get("in_channels")
     base = base_of_context(context) if isinstance(context, int) else None
     if base is None or channels not in (4, 9):

@@ -325,7 +325,8 @@ class ModelManager:
         if pick is None:
             pick = self._measure(entry, pipe)
         pipe.set_progress_bar_config(disable=True)
-        family = families.of_configs({}, dict(pipe.unet.config), dict(pipe.scheduler.config)) or families.BY_KEY["sd1"]
+        index = {"_class_name": type(pipe).__name__, "text_encoder": getattr(pipe, "text_encoder", None) is not None}
+        family = families.of_configs(index, dict(pipe.unet.config), dict(pipe.scheduler.config)) or families.BY_KEY["sd1"]
         img2img = getattr(diffusers, family.pipelines[1])(**pipe.components)
         img2img.set_progress_bar_config(disable=True)
         log.info("loaded model %s (%s) from %s (%s)", entry.name, family.key, where, pick.describe())
@@ -370,7 +371,7 @@ class ModelManager:
         family = families.of_folder(folder) or families.BY_KEY["sd1"]
         if not family.runs:
             raise ModelError(f"model {entry.name!r}: {folder} is {family.description}, which this version of "
-                             f"invoke-shell does not run yet (Stable Diffusion 1.x and 2.x it does)")
+                             f"invoke-shell does not run yet (Stable Diffusion 1.x, 2.x and XL base it does)")
         return getattr(diffusers, family.pipelines[0]).from_pretrained(folder, **kwargs), folder
 
     @staticmethod

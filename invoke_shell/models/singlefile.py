@@ -27,7 +27,8 @@ from .weights import PICKLES, SAFETENSORS, first_line, load_pickle, safe_globals
 log = logging.getLogger(__name__)
 
 TOKENIZER = CONFIGS / "clip-tokenizer"
-FAMILIES = families.RUNNABLE  # key -> description, from the family table
+# key -> description, from the family table: the families whose single files load (SDXL's: not yet)
+FAMILIES = {key: text for key, text in families.RUNNABLE.items() if families.BY_KEY[key].base != "sdxl"}
 SD2_EPSILON_STEPS = {875000, 220000}  # global_step of the SD 2.0-base and 2.1-base .ckpt releases
 
 UNET = "model.diffusion_model."
@@ -147,6 +148,9 @@ def detect_family(path: str | Path) -> str:
 
 
 def family_folder(family: str) -> Path:
+    """The shipped config folder of a family whose single files load."""
+    if family not in FAMILIES:
+        raise ModelError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
     return families.get(family).folder
 
 

@@ -1,0 +1,120 @@
+"""Stable Diffusion XL base, run from a diffusers folder: a tiny SDXL (SDXL's topology at toy widths, built by
+the project as builtin:tiny is) loaded from models.yaml with no network, through the shell as a user types."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from invoke_shell.models.builtin import build_tiny_xl
+
+
+@pytest.fixture(scope="module")
+def xl(tmp_path_factory, cache_dir):
+    from invoke_shell.models.manager import ModelManager
+    from invoke_shell.models.registry import load_registry
+
+    root = tmp_path_factory.mktemp("xl")
+    build_tiny_xl(root / "tiny-xl")
+    (root / "models.yaml").write_text("xl:\n  description: a tiny SDXL\n  format: diffusers\n  path: tiny-xl\n"
+                                      "  default: true\n")
+    manager = ModelManager(load_registry(str(root / "models.yaml")), device="cpu", precision="float32")
+    return manager, root
+
+
+@pytest.fixture
+def shell(xl, tmp_path):
+    from invoke_shell.models.library import Library
+    from invoke_shell.shell import Shell
+
+    manager, root = xl
+    said: list[str] = []
+    sh = Shell(manager, outdir=str(tmp_path / "out"), say=said.append, library=Library([tmp_path / "loras"], []))
+    sh.said = said
+    return sh
+
+
+def run(shell, line: str) -> np.ndarray:
+    before = len(shell.said)
+    assert shell.execute(line), shell.said[before:]
+    return np.asarray(Image.open(shell.previous[-1].path))
+
+
+def test_txt2img_is_sdxl_and_repeats_exactly(shell):
+    first = run(shell, '"a red fire [smoke]" -s 4 -S 1')
+    model = shell.manager.active
+    assert model.family.key == "sdxl" and type(model.txt2img).__name__ == "StableDiffusionXLPipeline"
+    assert type(model.img2img).__name__ == "StableDiffusionXLImg2ImgPipeline"
+    assert first.shape == (64, 64, 3), "the model's own size (its UNet's sample size)"
+    assert np.array_equal(first, run(shell, '"a red fire [smoke]" -s 4 -S 1'))
+    assert not np.array_equal(first, run(shell, '"(a red)1.4 fire [smoke]" -s 4 -S 1')), "compel's weighting reaches it"
+
+
+def test_same_pixels_as_diffusers_own_pipeline(shell, xl):
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    from invoke_shell.engine.samplers import make_scheduler
+
+    ours = run(shell, '"fire" -s 4 -S 3 -A k_lms')
+    raw = StableDiffusionXLPipeline.from_pretrained(xl[1] / "tiny-xl", dtype=torch.float32, local_files_only=True)
+    raw.scheduler = make_scheduler("k_lms", shell.manager.active.sampler_config)  # the table's k_lms
+    raw.set_progress_bar_config(disable=True)
+    theirs = raw("fire", negative_prompt="", num_inference_steps=4, height=64, width=64, guidance_scale=7.5,
+                 generator=torch.Generator("cpu").manual_seed(3)).images[0]
+    assert np.array_equal(ours, np.asarray(theirs))
+
+
+def test_img2img_runs_the_truncated_schedule(shell):
+    calls = []
+    run(shell, '"fire" -s 4 -S 5')
+    init = shell.previous[-1].path
+    unet = shell.manager.active.txt2img.unet
+    hook = unet.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        before = len(shell.said)
+        picture = run(shell, f'"ice" -s 10 -S 5 -I {init} -f 0.7 -A k_euler')
+    finally:
+        hook.remove()
+    assert "img2img: strength 0.70 x 10 steps -> 7 of 10 steps from the init image" in shell.said[before:]
+    assert len(calls) == 7
+    assert np.array_equal(picture, run(shell, f'"ice" -s 10 -S 5 -I {init} -f 0.7 -A k_euler'))
+
+
+def test_inpainting_keeps_the_unmasked_area(shell, tmp_path):
+    run(shell, '"fire" -s 4 -S 6')
+    init = shell.previous[-1].path
+    mask = Image.new("RGBA", (64, 64), (255, 255, 255, 255))
+    mask.paste((0, 0, 0, 0), (16, 16, 48, 48))
+    mask.save(tmp_path / "mask.png")
+    painted = run(shell, f'"ice" -s 4 -S 6 -I {init} -f 0.9 -M {tmp_path / "mask.png"}')
+    original = np.asarray(Image.open(init))
+    assert np.array_equal(painted[:6], original[:6]), "far from the mask the init image is kept"
+    assert not np.array_equal(painted[24:40, 24:40], original[24:40, 24:40])
+
+
+def test_batches_and_variations(shell):
+    run(shell, '"fire" -s 3 -S 9 -n 2')
+    assert [o.seed for o in shell.previous] == [9, 10]
+    run(shell, '"fire" -s 3 -S 9 -v 0.3 -n 2')
+    assert len(shell.previous) == 2
+
+
+def test_what_does_not_run_on_sdxl_yet_is_one_line(shell, tmp_path):
+    from invoke_shell.toymodel.adapters import lora_layers, write_lora
+
+    for line, message in (('"fire" -s 2 --clip_skip 2', "--clip_skip: SDXL models already read the prompt"),
+                          ('"a red circle.swap(square)" -s 2', ".swap() runs on Stable Diffusion 1.x and 2.x"),
+                          ('"a <missing> fire" -s 2', "no embedding named 'missing'")):
+        before = len(shell.said)
+        assert not shell.execute(line)
+        assert any(message in said for said in shell.said[before:]), shell.said[before:]
+    folder = tmp_path / "loras"
+    folder.mkdir(exist_ok=True)
+    pipe = shell.manager.active.txt2img
+    write_lora(lora_layers(pipe.unet, pipe.text_encoder, seed=1), folder / "xl_style.safetensors", "kohya")
+    plain = run(shell, '"fire" -s 3 -S 2')
+    styled = run(shell, '"fire withLora(xl_style,0.8)" -s 3 -S 2')
+    assert not np.array_equal(plain, styled)
+    assert np.array_equal(run(shell, '"fire" -s 3 -S 2'), plain)
