@@ -51,6 +51,17 @@ def test_txt2img_is_sdxl_and_repeats_exactly(shell):
     assert not np.array_equal(first, run(shell, '"(a red)1.4 fire [smoke]" -s 4 -S 1')), "compel's weighting reaches it"
 
 
+def test_size_conditioning_is_recorded(shell):
+    import json
+
+    from invoke_shell.outputs.pngio import read_text_chunks
+
+    run(shell, '"fire" -s 2 -S 1 -W 64 -H 48')
+    image = json.loads(read_text_chunks(shell.previous[-1].path)["sd-metadata"])["image"]
+    assert image["size_conditioning"] == {"original_size": [48, 64], "target_size": [48, 64],
+                                          "crops_coords_top_left": [0, 0]}
+
+
 def test_same_pixels_as_diffusers_own_pipeline(shell, xl):
     import torch
     from diffusers import StableDiffusionXLPipeline

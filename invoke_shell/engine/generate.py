@@ -24,7 +24,7 @@ def provenance(model):
     """What the images `model` makes now depend on beyond their commands, as the PNGs record it."""
     from ..outputs.provenance import Provenance
 
-    return Provenance.here(model.pick.dtype, model.device, NOISE_DEVICE)
+    return replace(Provenance.here(model.pick.dtype, model.device, NOISE_DEVICE), family=model.family.key)
 
 
 @dataclass(frozen=True)

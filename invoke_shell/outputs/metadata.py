@@ -63,6 +63,9 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
         "clip_skip": request.clip_skip or 1,
         **provenance,
     }
+    if made.family.startswith("sdxl"):  # the micro-conditioning diffusers gives SDXL: the image size, no crop
+        image["size_conditioning"] = {"original_size": [request.height, request.width],
+                                      "target_size": [request.height, request.width], "crops_coords_top_left": [0, 0]}
     if batch is not None:
         image["batch"] = {"commands": list(batch.commands), "index": batch.index}
     if request.is_img2img:

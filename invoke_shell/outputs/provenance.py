@@ -34,6 +34,7 @@ class Provenance:
     diffusers: str
     app: str = __version__
     used: tuple[Used, ...] = ()  # the LoRA and embedding files the command ran with (names, weights, hashes)
+    family: str = ""             # the model family (sd1, sdxl, ...): SDXL also records its size conditioning
 
     @classmethod
     def here(cls, precision: str, device: str, noise_device: str) -> Provenance:
