@@ -4,7 +4,12 @@ time), under which what was learnt about them (their sha256, their measured prec
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
+
+from ..atomic import write_atomic
+
+log = logging.getLogger(__name__)
 
 
 def model_files(location: Path) -> list[Path]:
@@ -21,3 +26,40 @@ def stat_key(files: list[Path], *extra: str) -> str:
     for value in extra:
         key.update(f"{value}\0".encode())
     return key.hexdigest()
+
+
+def content_hash(location: Path) -> str:
+    """sha256 over a model's files in sorted order (their paths inside a folder, then their bytes). Computed once
+    for a given set of files and remembered in the cache directory under their paths, sizes and modification
+    times (hashing a 4 GB model takes seconds, as InvokeAI 2.3 knew when it kept a .sha256 beside each checkpoint)."""
+    files = model_files(location)
+    remembered = _hash_record(files)
+    try:
+        known = remembered.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        known = ""
+    if len(known) == 64 and all(ch in "0123456789abcdef" for ch in known):
+        return known
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(location) if file != location else file.name).encode())
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    _remember(remembered, digest.hexdigest())
+    return digest.hexdigest()
+
+
+def _hash_record(files: list[Path]) -> Path:
+    """Where the hash of exactly these files, as they are now, is remembered."""
+    from ..paths import cache_dir
+
+    return cache_dir() / "model-hashes" / stat_key(files)
+
+
+def _remember(path: Path, value: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, value + "\n")
+    except OSError:  # a read-only cache only costs the next session the hashing again
+        log.info("could not remember the model hash in %s", path.parent, exc_info=True)

@@ -7,19 +7,17 @@ to one reads nothing from disk. The active model is never evicted. Device moves 
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import write_atomic
 from ..errors import ModelError
 from ..switches import PRECISIONS
 from . import families
 from . import precision as precisions
 from .families import Family
-from .files import model_files, stat_key
+from .files import content_hash, model_files
 from .precision import Pick
 from .registry import ModelEntry, Registry
 from .stack import import_stack
@@ -111,43 +109,10 @@ class LoadedModel:
         return max(8, self.vae_scale_factor)
 
     def content_hash(self) -> str:
-        """sha256 over the model's files in sorted order. Computed once for a given set of files and
-        remembered in the cache directory under their paths, sizes and modification times (hashing a 4 GB
-        model takes seconds, as InvokeAI 2.3 knew when it kept a .sha256 beside each checkpoint)."""
+        """sha256 over the model's files in sorted order, remembered (files.content_hash)."""
         if self._hash is None:
-            files = model_files(self.folder)
-            remembered = _hash_record(files)
-            try:
-                known = remembered.read_text(encoding="ascii").strip()
-            except (OSError, UnicodeDecodeError):
-                known = ""
-            if len(known) == 64 and all(ch in "0123456789abcdef" for ch in known):
-                self._hash = known
-            else:
-                digest = hashlib.sha256()
-                for file in files:
-                    digest.update(str(file.relative_to(self.folder) if file != self.folder else file.name).encode())
-                    with open(file, "rb") as f:
-                        for block in iter(lambda: f.read(1 << 20), b""):
-                            digest.update(block)
-                self._hash = digest.hexdigest()
-                _remember(remembered, self._hash)
+            self._hash = content_hash(self.folder)
         return self._hash
-
-
-def _hash_record(files: list[Path]) -> Path:
-    """Where the hash of exactly these files, as they are now, is remembered."""
-    from ..paths import cache_dir
-
-    return cache_dir() / "model-hashes" / stat_key(files)
-
-
-def _remember(path: Path, value: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, value + "\n")
-    except OSError:  # a read-only cache only costs the next session the hashing again
-        log.info("could not remember the model hash in %s", path.parent, exc_info=True)
 
 
 class ModelManager:
