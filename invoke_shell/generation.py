@@ -43,6 +43,7 @@ def generate(parsed: GenerationRequest, session) -> Made:
     # 2. The model, in the command's precision, with the LoRAs and embeddings the prompt names (and no other)
     model = session.model(request.precision)
     used = adapters.apply(model, request.extras, session.library)
+    refiner = refiner_for(request, model, session.manager)
     # 3. Prepare: each image's request, sized, with its schedule (nothing runs yet)
     jobs = prepare(request, parsed.seed is not None, model)
     # 4. Say what will happen
@@ -51,7 +52,7 @@ def generate(parsed: GenerationRequest, session) -> Made:
     recorder = run_recorder(request, jobs, model)
     # 5. Denoise and decode, batch by batch
     batches = engine.batches(jobs)
-    images = denoise(batches, model, recorder)
+    images = denoise(batches, model, recorder, refiner)
     # 6. Postprocess: the grid
     grid = grid_request(request, jobs)
     # 7. Save the PNGs (and the run's previews and strips)
@@ -64,6 +65,18 @@ def generate(parsed: GenerationRequest, session) -> Made:
         title = strip_title(jobs[0].schedule, jobs[0].mode)
         write_run_views(recorder, request, images, saved, (outdir, prefix, title), session.say)
     return Made(tuple(Output(path, job.request.seed) for (path, _), job in zip(saved, jobs)), tuple(saved))
+
+
+def refiner_for(request: GenerationRequest, model, manager):
+    """The SDXL refiner `--refiner` names, resident beside the base model; None without --refiner."""
+    if request.refiner is None:
+        return None
+    if model.family.key != "sdxl":
+        raise ParseError(f"--refiner works with an SDXL base model; {model.name!r} is {model.family.description}")
+    refiner = manager.companion(request.refiner, request.precision)
+    if refiner.family.base != "sdxl":
+        raise ParseError(f"--refiner {request.refiner}: that is {refiner.family.description}, not an SDXL model")
+    return refiner
 
 
 def resolve(request: GenerationRequest, previous: list[Output]) -> GenerationRequest:
@@ -104,6 +117,8 @@ def announce(request: GenerationRequest, jobs: list, model, say: Callable[[str],
     if request.log_tokenization:
         show_tokens(model, request, say)
     schedule = jobs[0].schedule
+    if request.refiner is not None:
+        say(f"refiner: {request.refiner} runs the schedule from {request.refiner_start:g} on")
     if schedule.strength is not None:
         note = (f" (--compensate_steps: a {schedule.steps}-step schedule runs the {request.steps} asked for)"
                 if request.compensate_steps else "")
@@ -136,8 +151,9 @@ def run_recorder(request: GenerationRequest, jobs: list, model):
                        jobs[0].schedule.steps_run, request.save_intermediates, keep_all=request.strip)
 
 
-def denoise(batches: list[list], model, recorder=None) -> list:
-    """The images of the command's UNet batches, in order, with a progress bar on a terminal."""
+def denoise(batches: list[list], model, recorder=None, refiner=None) -> list:
+    """The images of the command's UNet batches, in order, with a progress bar on a terminal (`refiner`: the
+    SDXL refiner for the end of each schedule)."""
     from .engine import generate as engine
 
     images = []
@@ -151,7 +167,7 @@ def denoise(batches: list[list], model, recorder=None) -> list:
             if recorder is not None:
                 recorder.offset = len(images)
             images.extend(engine.run_batch(batch, model, on_step=on_step,
-                                           on_start=recorder.on_start if recorder else None))
+                                           on_start=recorder.on_start if recorder else None, refiner=refiner))
     return images
 
 

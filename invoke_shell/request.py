@@ -16,6 +16,7 @@ from .prompt_extras import PromptExtras, extract
 from .switches import BY_DEST, BY_SPELLING, SEED_LIMIT, SWITCHES, UNSUPPORTED, Switch, unsupported_message
 
 MAX_PROMPT_CHARS = 2000
+REFINER_START = 0.8  # --refiner_start's default: the base runs the first 80% of the schedule
 # Stable Diffusion's VAE decoder holds about this much per output pixel at its peak in float32 (measured:
 # 3.9 kB at 512 x 512); the refusal of a too-large size says what the size would need
 DECODE_BYTES_PER_PIXEL = 4000
@@ -69,6 +70,8 @@ class GenerationRequest:
     log_tokenization: bool = False
     skip_normalize: bool = False   # InvokeAI 2.3's `a:0.5 b:0.5` blends keep their raw weights
     clip_skip: int | None = None   # None: 1, the text encoder's last layer
+    refiner: str | None = None     # SDXL: a refiner model for the end of the schedule
+    refiner_start: float | None = None  # set whenever refiner is (0.8 unless given)
     outdir: str | None = None      # None: the session's output folder
     png_compression: int | None = None  # None: zlib's level 6
     precision: str | None = None   # None: the session's --precision
@@ -92,6 +95,13 @@ class GenerationRequest:
             raise ParseError("-M/--init_mask needs an init image to repaint: add -I/--init_img")
         if self.invert_mask and self.init_img is None:
             raise ParseError("--invert_mask needs an init image with a mask: add -I/--init_img (and -M/--init_mask)")
+        if self.refiner_start is not None and self.refiner is None:
+            raise ParseError("--refiner_start needs --refiner NAME: the refiner model that takes over")
+        if self.refiner is not None and self.refiner_start is None:
+            raise ParseError("--refiner needs --refiner_start (the parser sets 0.8)")
+        if self.refiner is not None and (self.init_img is not None or self.strip or self.save_intermediates):
+            raise ParseError("--refiner runs after a txt2img schedule; not with -I/--init_img, --strip or "
+                             "--save_intermediates yet")
         if self.with_variations is not None and self.seed is None:
             raise ParseError("-V/--with_variations needs -S/--seed: the chain starts from that seed's noise")
         if self.with_variations is not None and self.variation_amount is None and (self.iterations or 1) > 1:
@@ -187,8 +197,10 @@ def check_value(sw: Switch, value: object) -> None:
         raise ParseError(f"{sw.name} expects an integer, got {shown_value(value)}")
     if sw.kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ParseError(f"{sw.name} expects a number, got {shown_value(value)}")
-    if sw.kind in ("path", "choice") and not isinstance(value, str):
+    if sw.kind in ("path", "choice", "str") and not isinstance(value, str):
         raise ParseError(f"{sw.name} expects text, got {shown_value(value)}")
+    if sw.kind == "str" and not re.fullmatch(r"[\w.+:/-]{1,200}", value):
+        raise ParseError(f"{sw.name} expects a model name (letters, digits and . _ + : / -), got {shown_value(value)}")
     if sw.kind == "variations":
         if not isinstance(value, tuple) or not value:
             raise ParseError(f"{sw.name} expects seed:weight pairs, got {shown_value(value)}")
@@ -325,6 +337,8 @@ def parse(line: str, defaults: Defaults = Defaults()) -> GenerationRequest:
         values.setdefault(name, getattr(defaults, name))
     if values.get("init_img") is not None:
         values.setdefault("strength", defaults.strength)
+    if values.get("refiner") is not None:
+        values.setdefault("refiner_start", REFINER_START)
     return GenerationRequest(prompt=prompt, **values)
 
 

@@ -122,6 +122,12 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("clip_skip", (), ("--clip_skip",), "int",
            "text encoder layer the prompt is read from, counted from the last, as A1111's Clip skip: 1 = the "
            "last (no skip), 2 = the one before", "N", range=Range(1, 12)),
+    Switch("refiner", (), ("--refiner",), "str",
+           "SDXL: hand the latents to this refiner model (from models.yaml) for the end of the schedule", "NAME",
+           completes="model"),
+    Switch("refiner_start", (), ("--refiner_start",), "float",
+           "SDXL with --refiner: the fraction of the schedule after which the refiner takes over; default 0.8", "F",
+           range=Range(0, 1, lo_open=True, hi_open=True)),
     Switch("outdir", ("-o",), ("--outdir",), "path", "output folder for this command", "DIR", completes="dir"),
     Switch("png_compression", ("-z",), ("--png_compression",), "int",
            "PNG compression level, 0 (none, fastest) to 9 (smallest); the pixels are the same; default 6", "N",

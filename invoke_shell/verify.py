@@ -15,7 +15,7 @@ from PIL import Image
 
 from .errors import ImageError, ParseError, ShellError
 from .outputs.fetch import NoMetadata, matching_files, read_png
-from .generation import denoise, prepare
+from .generation import denoise, prepare, refiner_for
 from .request import parse, parse_switches, shown_value
 
 USAGE = "!verify FILE|GLOB [...] [--keep] [--precision TYPE]"
@@ -109,12 +109,13 @@ def check(shell, path: str, options: Options) -> tuple[str, bool]:
     if model is None:
         return f"not verified: {model_notes[0]}", False
     adapters.apply(model, request.extras, shell.library)
+    refiner = refiner_for(request, model, shell.manager)
     if rebuilt.batch is not None:  # made in one model pass with others: the same pass again
         commands, index = rebuilt.batch
         jobs = [engine.prepare(replace(parse(c), precision=precision), model) for c in commands]
-        images = [denoise([jobs], model)[index]]
+        images = [denoise([jobs], model, refiner=refiner)[index]]
     else:
-        images = denoise(engine.batches(prepare(request, True, model)), model)
+        images = denoise(engine.batches(prepare(request, True, model)), model, refiner=refiner)
     if request.grid and len(images) > 1:
         from .outputs.save import make_grid
 

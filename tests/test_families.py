@@ -32,13 +32,16 @@ def test_the_single_file_loader_reads_the_table():
         singlefile.family_folder("sdxl")  # SDXL runs from diffusers folders; its single files not yet
 
 
-def test_an_sdxl_refiner_folder_is_named_and_refused_in_one_line(tmp_path):
+def test_a_family_the_table_names_but_does_not_run_is_refused_in_one_line(tmp_path, monkeypatch):
+    from dataclasses import replace
+
     folder = tmp_path / "refiner"
     (folder / "unet").mkdir(parents=True)
     (folder / "model_index.json").write_text(json.dumps({
         "_class_name": "StableDiffusionXLImg2ImgPipeline", "text_encoder": [None, None],
         "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}))
     (folder / "unet" / "config.json").write_text(json.dumps({"in_channels": 4, "cross_attention_dim": 1280}))
+    monkeypatch.setitem(families.BY_KEY, "sdxl-refiner", replace(families.BY_KEY["sdxl-refiner"], runs=False))
     manager = ModelManager(Registry((ModelEntry("ref", "", "diffusers", path=str(folder), default=True),), None),
                            device="cpu", precision="float32")
     with pytest.raises(ModelError) as caught:

@@ -40,6 +40,8 @@ SPELLINGS = [
                          "-S 1 -V '7,0.5;8,0.25'"], ((7, 0.5), (8, 0.25))),
     ("log_tokenization", ["-t", "--log_tokenization"], True),
     ("skip_normalize", ["-x", "--skip_normalize"], True),
+    ("refiner", ["--refiner ref", "--refiner=ref"], "ref"),
+    ("refiner_start", ["--refiner r --refiner_start 0.7", "--refiner r --refiner_start=0.7"], 0.7),
     ("png_compression", ["-z 9", "-z9", "--png_compression 9", "--png_compression=9"], 9),
     ("with_variations", ["-S 1 -V7,0.5,8,0.25", "-S 1 -V 7,0.5,8,0.25"], ((7, 0.5), (8, 0.25))),
     ("outdir", ["-o elsewhere", "-oelsewhere", "--outdir elsewhere", "--outdir=elsewhere"], "elsewhere"),

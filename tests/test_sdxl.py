@@ -129,3 +129,71 @@ def test_what_does_not_run_on_sdxl_yet_is_one_line(shell, tmp_path):
     styled = run(shell, '"fire withLora(xl_style,0.8)" -s 3 -S 2')
     assert not np.array_equal(plain, styled)
     assert np.array_equal(run(shell, '"fire" -s 3 -S 2'), plain)
+
+
+# ---------------------------------------------------------------- the refiner
+
+
+@pytest.fixture(scope="module")
+def with_refiner(xl):
+    from invoke_shell.models.registry import load_registry
+
+    manager, root = xl
+    build_tiny_xl(root / "tiny-refiner", seed=1, refiner=True)
+    (root / "models.yaml").write_text((root / "models.yaml").read_text()
+                                      + "ref:\n  description: a tiny SDXL refiner\n  format: diffusers\n  path: tiny-refiner\n")
+    manager.set_registry(load_registry(str(root / "models.yaml")))
+    return manager, root
+
+
+def test_the_refiner_takes_over_at_refiner_start(shell, with_refiner):
+    import torch
+    from diffusers import StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
+
+    from invoke_shell.engine.samplers import make_scheduler
+
+    manager, root = with_refiner
+    base_alone = run(shell, '"fire" -s 10 -S 4 -A k_euler')
+    calls = {"base": 0, "ref": 0}
+    before = len(shell.said)
+    refined = run(shell, '"fire" -s 10 -S 4 -A k_euler --refiner ref --refiner_start 0.7')
+    assert "refiner: ref runs the schedule from 0.7 on" in shell.said[before:]
+    assert manager.active.name == "xl" and manager.cached("ref").family.key == "sdxl-refiner"
+    assert not np.array_equal(refined, base_alone)
+    hooks = [manager.active.txt2img.unet.register_forward_pre_hook(lambda *_: calls.__setitem__("base", calls["base"] + 1)),
+             manager.cached("ref").txt2img.unet.register_forward_pre_hook(lambda *_: calls.__setitem__("ref", calls["ref"] + 1))]
+    try:
+        again = run(shell, '"fire" -s 10 -S 4 -A k_euler --refiner ref --refiner_start 0.7')
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert np.array_equal(refined, again) and calls == {"base": 7, "ref": 3}
+    # what diffusers' documentation writes for the base + refiner hand-off gives the same pixels
+    base = StableDiffusionXLPipeline.from_pretrained(root / "tiny-xl", dtype=torch.float32, local_files_only=True)
+    refiner = StableDiffusionXLImg2ImgPipeline.from_pretrained(root / "tiny-refiner", dtype=torch.float32,
+                                                               local_files_only=True)
+    for pipe, model in ((base, manager.active), (refiner, manager.cached("ref"))):
+        pipe.scheduler = make_scheduler("k_euler", model.sampler_config)
+        pipe.set_progress_bar_config(disable=True)
+    latents = base("fire", negative_prompt="", num_inference_steps=10, guidance_scale=7.5, height=64, width=64,
+                   denoising_end=0.7, output_type="latent", generator=torch.Generator("cpu").manual_seed(4)).images
+    theirs = refiner("fire", negative_prompt="", image=latents, num_inference_steps=10, guidance_scale=7.5,
+                     denoising_start=0.7, generator=torch.Generator("cpu").manual_seed(4)).images[0]
+    assert np.array_equal(refined, np.asarray(theirs))
+
+
+def test_refiner_mistakes_are_one_line(shell, with_refiner):
+    for line, message in (('"fire" -s 4 --refiner_start 0.5', "--refiner_start needs --refiner NAME"),
+                          ('"fire" -s 4 --refiner nope', "unknown model 'nope'"),
+                          ('"fire" -s 4 --refiner ref --refiner_start 1.5', "--refiner_start must be in (0, 1)"),
+                          ('"fire" -s 4 --refiner xl', "refiner")):
+        before = len(shell.said)
+        ok = shell.execute(line)
+        if message == "refiner":  # the base as its own refiner: an SDXL img2img model, allowed by diffusers
+            assert ok, shell.said[before:]
+            continue
+        assert not ok and any(message in said for said in shell.said[before:]), shell.said[before:]
+    before = len(shell.said)
+    assert not shell.execute("!switch ref") or not shell.execute('"fire" -s 2')
+    assert any("is an SDXL refiner: it refines a picture" in said for said in shell.said[before:]), shell.said[before:]
+    shell.execute("!switch xl")

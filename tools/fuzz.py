@@ -151,7 +151,9 @@ class Fuzzer:
                   "with_variations": lambda: ",".join(f"{rng.randrange(2**32)}:{rng.random():.3f}"
                                                       for _ in range(rng.randint(1, 3))),
                   "save_intermediates": lambda: rng.randint(1, 1000), "outdir": lambda: "out dir",
-                  "clip_skip": lambda: rng.randint(1, 12), "precision": lambda: rng.choice(PRECISIONS)}
+                  "clip_skip": lambda: rng.randint(1, 12), "precision": lambda: rng.choice(PRECISIONS),
+                  "png_compression": lambda: rng.randint(0, 9), "refiner": lambda: rng.choice(["ref", "xl:ref"]),
+                  "refiner_start": lambda: rng.uniform(0.01, 0.99)}
         parts = [rng.choice(['"fire"', "fire", "'a cat [dog]'", '"a \\"quoted\\" cat"', "a red star",
                              '"a <ember> cat withLora(ring,0.5)"', "a cat <lora:x:1.5> <lora:y>", "a cat:0.5 a dog:1"])]
         for dest in rng.sample(sorted(BY_DEST), rng.randint(0, 8)):

@@ -48,6 +48,9 @@ class Job:
 def prepare(request: GenerationRequest, model) -> Job:
     """Resolve size, mask and schedule. `request.seed` must be a real seed and `init_img` a real path."""
     assert request.seed is not None and request.seed >= 0, "resolve the seed before preparing"
+    if model.family.key == "sdxl-refiner" and not request.is_img2img:
+        raise ImageError(f"model {model.name!r} is an SDXL refiner: it refines a picture; give -I/--init_img, or "
+                         f"use it as --refiner {model.name} with an SDXL base model")
     image = open_image(request.init_img) if request.is_img2img else None
     mask, notes, warnings = _mask(request, image)
     sizing = choose_size(request.width, request.height, request.fit, model.native_size, model.size_multiple,
@@ -158,13 +161,15 @@ def _watch_start(pipe, on_start):
         del pipe.prepare_latents
 
 
-def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image.Image]:
+def run_batch(jobs: list[Job], model, on_step=None, on_start=None, refiner=None) -> list[Image.Image]:
     """Generate several images of one command in one pass: the jobs differ only in seed and variation
     chain. Each image's noise and sampler randomness come from its own seed, so image k of a batch matches
     the same seed run alone (up to the rounding of batched matmuls).
 
     `on_start(latents)` sees the latents before the first step, `on_step(step, latents)` the latents after
-    each step actually run (step counts from 1); latents are (N, C, H/f, W/f)."""
+    each step actually run (step counts from 1); latents are (N, C, H/f, W/f). `refiner` (an SDXL refiner,
+    with --refiner) takes the latents over at --refiner_start of the schedule (diffusers' denoising_end and
+    denoising_start)."""
     import torch
 
     from . import swap as swaps
@@ -215,6 +220,10 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
             with _supplied_noise(pipe, noise):
                 out = pipe(image=init_latents(pipe, job.init_image, generators, positive.dtype),
                            strength=req.strength, **common)
+        elif refiner is not None:
+            latents = pipe(height=job.height, width=job.width, latents=noise.to(pipe.unet.device, pipe.unet.dtype),
+                           denoising_end=req.refiner_start, output_type="latent", **common).images
+            out = refine(refiner, latents, job, generators, common.get("callback_on_step_end"))
         else:
             out = pipe(height=job.height, width=job.width, latents=noise.to(pipe.unet.device, pipe.unet.dtype),
                        **common)
@@ -222,6 +231,21 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None) -> list[Image
     if job.mask is not None:
         images = [paste_back(pipe, job, image) for image in images]
     return images
+
+
+def refine(refiner, latents, job: Job, generators, callback=None):
+    """The end of the schedule on an SDXL refiner: from --refiner_start on, the latents as the base left them
+    (no noise added), the prompt encoded by the refiner's own text encoder."""
+    from .prompts import encode
+
+    req = job.request
+    pipe = refiner.img2img
+    pipe.scheduler = make_scheduler(req.sampler, refiner.sampler_config)
+    encoded = encode(refiner, req.positive_prompt, req.negative_prompt if req.cfg_scale > 1 else None,
+                     None, req.skip_normalize)
+    return pipe(image=latents, denoising_start=req.refiner_start, num_inference_steps=job.schedule.steps,
+                guidance_scale=req.cfg_scale, generator=generators, num_images_per_prompt=len(latents),
+                callback_on_step_end=callback, **encoded.pipeline_kwargs())
 
 
 def init_latents(pipe, image: Image.Image, generators, dtype):

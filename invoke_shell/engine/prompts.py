@@ -24,15 +24,15 @@ def _compel(model):
         from .adapters import Expander
 
         pipe = model.txt2img
-        if is_xl(model):
+        if is_xl(model):  # the refiner has the second text encoder alone
             from compel import ReturnedEmbeddingsType
 
             penultimate = ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED
-            compel = _PairedCompel(
-                Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, returned_embeddings_type=penultimate,
-                       truncate_long_prompts=True),
-                Compel(tokenizer=pipe.tokenizer_2, text_encoder=pipe.text_encoder_2, truncate_long_prompts=True,
-                       returned_embeddings_type=penultimate, requires_pooled=True))
+            first = Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, truncate_long_prompts=True,
+                           returned_embeddings_type=penultimate) if pipe.text_encoder is not None else None
+            compel = _PairedCompel(first, Compel(tokenizer=pipe.tokenizer_2, text_encoder=pipe.text_encoder_2,
+                                                 truncate_long_prompts=True, returned_embeddings_type=penultimate,
+                                                 requires_pooled=True))
         else:
             compel = Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, truncate_long_prompts=True,
                             textual_inversion_manager=Expander(model))
@@ -46,21 +46,21 @@ class _PairedCompel:
     two are joined along the width (768 + 1280); the pooled embedding is the second encoder's."""
 
     def __init__(self, first, second):
-        self.first, self.second = first, second
-        self.conditioning_provider = first.conditioning_provider  # token ids, as the first tokenizer sees them
+        self.compels = [c for c in (first, second) if c is not None]
+        self.second = second
+        self.conditioning_provider = self.compels[0].conditioning_provider  # token ids, as the first tokenizer sees them
 
     def build_conditioning_tensor_for_conjunction(self, conjunction):
         import torch
 
-        left, options = self.first.build_conditioning_tensor_for_conjunction(conjunction)
-        right, _ = self.second.build_conditioning_tensor_for_conjunction(conjunction)
-        return torch.cat([left, right], dim=-1), options
+        built = [c.build_conditioning_tensor_for_conjunction(conjunction) for c in self.compels]
+        return torch.cat([conditioning for conditioning, _ in built], dim=-1), built[0][1]
 
     def pad_conditioning_tensors_to_same_length(self, conditionings):
         import torch
         from compel import Compel
 
-        empty = torch.cat([self.first.build_conditioning_tensor(""), self.second.build_conditioning_tensor("")], dim=-1)
+        empty = torch.cat([c.build_conditioning_tensor("") for c in self.compels], dim=-1)
         return Compel._pad_conditioning_tensors_to_same_length(conditionings, empty)
 
     def pooled(self, text: str):

@@ -104,13 +104,15 @@ def build_tiny(folder: Path, seed: int = 0, in_channels: int = 4) -> None:
     pipe.save_pretrained(folder)
 
 
-def build_tiny_xl(folder: Path, seed: int = 0, in_channels: int = 4) -> None:
+def build_tiny_xl(folder: Path, seed: int = 0, in_channels: int = 4, refiner: bool = False) -> None:
     """A tiny Stable Diffusion XL pipeline (deterministic random weights for `seed`) as a diffusers folder:
     SDXL's topology (two CLIP text encoders, the second with a projection for the pooled embedding; a UNet with
     `text_time` conditioning on the pooled text and the size/crop ids; linear projections) at toy widths. For
-    the tests; it draws noise."""
+    the tests; it draws noise. `refiner`: the refiner's topology instead (the second text encoder alone, an
+    aesthetic score in place of the target size, an img2img pipeline)."""
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
+                           StableDiffusionXLPipeline, UNet2DConditionModel)
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     tokenizer = _byte_tokenizer()
@@ -123,7 +125,8 @@ def build_tiny_xl(folder: Path, seed: int = 0, in_channels: int = 4) -> None:
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
             attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
             addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
-            projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=32 + 32, norm_num_groups=8)
+            projection_class_embeddings_input_dim=(5 if refiner else 6) * 8 + 32,
+            cross_attention_dim=32 if refiner else 32 + 32, norm_num_groups=8)
         vae = AutoencoderKL(
             latent_channels=4, sample_size=64, layers_per_block=1, norm_num_groups=8,
             block_out_channels=(8, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
@@ -136,7 +139,12 @@ def build_tiny_xl(folder: Path, seed: int = 0, in_channels: int = 4) -> None:
     scheduler = EulerDiscreteScheduler.from_config(dict(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         steps_offset=1, timestep_spacing="leading", clip_sample=False, set_alpha_to_one=False, skip_prk_steps=True))
-    pipe = StableDiffusionXLPipeline(
-        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
-        tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=True)
+    if refiner:
+        pipe = StableDiffusionXLImg2ImgPipeline(
+            vae=vae, text_encoder=None, text_encoder_2=text_encoder_2, tokenizer=None, tokenizer_2=tokenizer_2,
+            unet=unet, scheduler=scheduler, requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
+    else:
+        pipe = StableDiffusionXLPipeline(
+            vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+            tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler, force_zeros_for_empty_prompt=True)
     pipe.save_pretrained(folder)

@@ -50,8 +50,8 @@ FAMILY_TABLE: tuple[Family, ...] = (
     Family("sd2-inpainting", "Stable Diffusion 2.x inpainting (512 px, epsilon, 9 input channels)", "openclip",
            1024, 9, "epsilon", 512, "!"),
     Family("sdxl", "Stable Diffusion XL base", "clip+openclip", 2048, 4, "epsilon", 1024, "!", SDXL_PIPELINES),
-    Family("sdxl-refiner", "Stable Diffusion XL refiner", "openclip", 1280, 4, "epsilon", 1024, "!", SDXL_PIPELINES,
-           runs=False),
+    Family("sdxl-refiner", "Stable Diffusion XL refiner", "openclip", 1280, 4, "epsilon", 1024, "!",
+           ("StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")),
 )
 BY_KEY: dict[str, Family] = {f.key: f for f in FAMILY_TABLE}
 RUNNABLE: dict[str, str] = {f.key: f.description for f in FAMILY_TABLE if f.runs}  # key -> description

@@ -43,6 +43,18 @@ def pick_device(requested: str) -> str:
     return "cpu"
 
 
+def sibling(cls, pipe):
+    """A `cls` pipeline on `pipe`'s components and with the settings of its config that `cls` takes (SDXL's
+    requires_aesthetics_score, force_zeros_for_empty_prompt), which a pipeline made from components alone
+    would reset to its defaults."""
+    import inspect
+
+    accepted = inspect.signature(cls.__init__).parameters
+    settings = {key: value for key, value in pipe.config.items()
+                if key in accepted and key not in pipe.components and not key.startswith("_")}
+    return cls(**pipe.components, **settings)
+
+
 def torch_dtype(name: str):
     import torch
 
@@ -83,7 +95,7 @@ class LoadedModel:
         if self._inpaint is None:
             import diffusers
 
-            self._inpaint = getattr(diffusers, self.family.pipelines[2])(**self.txt2img.components)
+            self._inpaint = sibling(getattr(diffusers, self.family.pipelines[2]), self.txt2img)
             self._inpaint.set_progress_bar_config(disable=True)
         return self._inpaint
 
@@ -165,6 +177,22 @@ class ModelManager:
         self._cache.move_to_end(name)
         self.active = model
         self._evict()
+        return model
+
+    def companion(self, name: str, precision: str | None = None) -> LoadedModel:
+        """A model used beside the active one for part of a command (an SDXL refiner): loaded, or taken from
+        the cache, and put on the execution device; the active model stays active and is never freed for it."""
+        entry = self.registry.get(name)
+        requested = precision or self.precision
+        model = self._cache.get(name)
+        if model is None or not self.serves(model, requested):
+            self._preflight(entry)
+            self._cache.pop(name, None)
+            self._evict(room_for=1)
+            model = self._load(entry, requested)
+            self._cache[name] = model
+            self._evict()
+        self._place(model, active=True)
         return model
 
     def forget(self, name: str) -> None:
@@ -292,7 +320,7 @@ class ModelManager:
         pipe.set_progress_bar_config(disable=True)
         index = {"_class_name": type(pipe).__name__, "text_encoder": getattr(pipe, "text_encoder", None) is not None}
         family = families.of_configs(index, dict(pipe.unet.config), dict(pipe.scheduler.config)) or families.BY_KEY["sd1"]
-        img2img = getattr(diffusers, family.pipelines[1])(**pipe.components)
+        img2img = sibling(getattr(diffusers, family.pipelines[1]), pipe)
         img2img.set_progress_bar_config(disable=True)
         log.info("loaded model %s (%s) from %s (%s)", entry.name, family.key, where, pick.describe())
         return LoadedModel(entry, Path(where), pipe, img2img, family=family, pick=pick, requested=requested,
