@@ -125,17 +125,21 @@ def build_tiny_xl(folder: Path, seed: int = 0, in_channels: int = 4, refiner: bo
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
             attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
             addition_time_embed_dim=8, transformer_layers_per_block=(1, 2),
-            projection_class_embeddings_input_dim=(5 if refiner else 6) * 8 + 32,
-            cross_attention_dim=32 if refiner else 32 + 32, norm_num_groups=8)
+            projection_class_embeddings_input_dim=(5 if refiner else 6) * 8 + 48,
+            cross_attention_dim=48 if refiner else 32 + 48, norm_num_groups=8)
         vae = AutoencoderKL(
             latent_channels=4, sample_size=64, layers_per_block=1, norm_num_groups=8,
             block_out_channels=(8, 16, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
             up_block_types=("UpDecoderBlock2D",) * 4)
-        common = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                      num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu", projection_dim=32,
-                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-        text_encoder = CLIPTextModel(CLIPTextConfig(**common, pad_token_id=tokenizer.pad_token_id))
-        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**common, pad_token_id=tokenizer_2.pad_token_id))
+        # the two encoders differ in width (32 and 48) as SDXL's do (768 and 1280): single-file loading tells
+        # them apart by it
+        common = dict(vocab_size=len(tokenizer), intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                      max_position_embeddings=77, hidden_act="gelu", bos_token_id=tokenizer.bos_token_id,
+                      eos_token_id=tokenizer.eos_token_id)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**common, hidden_size=32, projection_dim=32,
+                                                    pad_token_id=tokenizer.pad_token_id))
+        text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**common, hidden_size=48, projection_dim=48,
+                                                                    pad_token_id=tokenizer_2.pad_token_id))
     scheduler = EulerDiscreteScheduler.from_config(dict(
         num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
         steps_offset=1, timestep_spacing="leading", clip_sample=False, set_alpha_to_one=False, skip_prk_steps=True))

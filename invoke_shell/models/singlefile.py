@@ -27,8 +27,9 @@ from .weights import PICKLES, SAFETENSORS, first_line, load_pickle, safe_globals
 log = logging.getLogger(__name__)
 
 TOKENIZER = CONFIGS / "clip-tokenizer"
-# key -> description, from the family table: the families whose single files load (SDXL's: not yet)
-FAMILIES = {key: text for key, text in families.RUNNABLE.items() if families.BY_KEY[key].base != "sdxl"}
+# key -> description, from the family table: the families whose single files load (the SDXL refiner's: not yet)
+FAMILIES = {key: text for key, text in families.RUNNABLE.items() if key != "sdxl-refiner"}
+SDXL = "conditioner.embedders."  # SDXL: .0.transformer (CLIP ViT-L), .1.model (OpenCLIP bigG)
 SD2_EPSILON_STEPS = {875000, 220000}  # global_step of the SD 2.0-base and 2.1-base .ckpt releases
 
 UNET = "model.diffusion_model."
@@ -100,9 +101,6 @@ def family_of(ckpt: Checkpoint) -> str:
     its .ckpt global_step is that of the 512 px base releases.
     """
     name = ckpt.path.name
-    if ckpt.has("conditioner.embedders."):
-        raise ModelError(f"{name} looks like an SDXL checkpoint ({families.BY_KEY['sdxl'].description}); only "
-                         "SD 1.x and 2.x single files are supported")
     if not ckpt.has(UNET):
         if ckpt.has("down_blocks.") or ckpt.has("unet."):
             raise ModelError(f"{name} holds diffusers-format weights, not a single-file SD checkpoint; "
@@ -118,6 +116,11 @@ def family_of(ckpt: Checkpoint) -> str:
     if to_k is None:
         raise ModelError(f"{name}: unrecognised UNet layout (no cross-attention layers)")
     context = to_k[-1]
+    if ckpt.has(SDXL):
+        if not ckpt.has(SDXL + "1.model."):  # the refiner has the OpenCLIP encoder alone, as embedder 0
+            raise ModelError(f"{name} looks like an SDXL refiner checkpoint; its single file does not load yet: "
+                             "use its diffusers folder")
+        return "sdxl"
     if ckpt.has(CLIP):
         family, width = "sd1", ckpt.first("token_embedding.weight", CLIP)
     elif ckpt.has(OPEN_CLIP):
@@ -282,22 +285,25 @@ def load_single_file(weights: str | Path, config: str | Path | None = None, dtyp
         raise ModelError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
     folder, family = resolve_config(config, family or detected)
     check_fits(ckpt, folder)
-    if not (ckpt.has(CLIP) or ckpt.has(OPEN_CLIP)):
+    if not (ckpt.has(CLIP) or ckpt.has(OPEN_CLIP) or ckpt.has(SDXL)):
         raise ModelError(f"{weights.name} has no text encoder weights (cond_stage_model.*)")
     if vae is None and not ckpt.has(VAE):
         raise ModelError(f"{weights.name} has no VAE weights ({VAE}*); give the model a vae:")
 
     diffusers = import_stack()
-    extra = {}
+    xl = families.get(family).base == "sdxl"
+    extra = {} if xl else dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     if not (folder / "tokenizer").is_dir():
-        extra["tokenizer"] = load_tokenizer(family)
+        extra["tokenizer"] = load_tokenizer("sd1" if xl else family)  # SDXL's first: CLIP ViT-L's
+    if xl and not (folder / "tokenizer_2").is_dir():
+        extra["tokenizer_2"] = load_tokenizer(family)  # OpenCLIP's, padded with "!"
     if vae is not None:
         extra["vae"] = load_vae(vae, folder, dtype)
+    pipeline = diffusers.StableDiffusionXLPipeline if xl else diffusers.StableDiffusionPipeline
     try:
         with safe_globals():
-            pipe = diffusers.StableDiffusionPipeline.from_single_file(
-                str(weights), config=str(folder), local_files_only=True, torch_dtype=dtype,
-                safety_checker=None, feature_extractor=None, requires_safety_checker=False, **extra)
+            pipe = pipeline.from_single_file(str(weights), config=str(folder), local_files_only=True,
+                                             torch_dtype=dtype, **extra)
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - diffusers/transformers/safetensors raise many types
