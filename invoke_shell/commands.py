@@ -99,7 +99,7 @@ def _replay(shell, argument: str) -> None:
         raise ShellError(f"!replay {path}: {tally.failed} of {tally.ran} lines failed")
 
 
-@command("!models", usage="!models", help="list the models in models.yaml; a loaded one with its precision and why")
+@command("!models", usage="!models", help="list the models in models.yaml; a loaded one with its family and its precision and why")
 def _models(shell, argument: str) -> None:
     manager = shell.manager
     active = manager.active.name if manager.active else None
@@ -111,7 +111,7 @@ def _models(shell, argument: str) -> None:
             status = "loading"
         else:
             status = "cached" if loaded is not None else "not loaded"
-        runs_in = f" {loaded.pick.describe()}" if loaded is not None else ""
+        runs_in = f" [{loaded.family.key}] {loaded.pick.describe()}" if loaded is not None else ""
         shell.say(f"{entry.name:20} {status:10} {entry.format:9} {entry.description}{runs_in}".rstrip())
 
 

@@ -297,3 +297,10 @@ def test_a_single_sdxl_file_loads_and_draws_what_its_folder_draws(xl, tmp_path):
     assert files.active.family.key == "sdxl" and type(files.active.txt2img).__name__ == "StableDiffusionXLPipeline"
     assert shell.execute("!switch folder")
     assert np.array_equal(from_file, run(shell, '"fire [smoke]" -s 4 -S 2'))
+
+
+def test_models_shows_the_family(shell):
+    run(shell, '"fire" -s 2 -S 1')
+    before = len(shell.said)
+    assert shell.execute("!models")
+    assert any(line.startswith("xl ") and "[sdxl] float32" in line for line in shell.said[before:]), shell.said[before:]
