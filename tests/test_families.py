@@ -26,10 +26,10 @@ def test_each_shipped_config_folder_is_its_entry(family):
 
 
 def test_the_single_file_loader_reads_the_table():
-    assert singlefile.FAMILIES == {f.key: f.description for f in RUNNABLE if f.key != "sdxl-refiner"}
-    assert singlefile.family_folder("sdxl") == families.CONFIGS / "sdxl"
-    with pytest.raises(ModelError, match="unknown model family 'sdxl-refiner'"):
-        singlefile.family_folder("sdxl-refiner")  # the refiner runs from its diffusers folder; its single file not yet
+    assert singlefile.FAMILIES == {f.key: f.description for f in RUNNABLE}
+    assert singlefile.family_folder("sdxl-refiner") == families.CONFIGS / "sdxl-refiner"
+    with pytest.raises(ModelError, match="unknown model family 'sd3'"):
+        singlefile.family_folder("sd3")
 
 
 def test_a_family_the_table_names_but_does_not_run_is_refused_in_one_line(tmp_path, monkeypatch):

@@ -390,10 +390,9 @@ def model_shell_parts(tmp_path_factory, cache_dir):
     save_file(sd1, folder / "full.safetensors")
     data = (folder / "full.safetensors").read_bytes()
     (folder / "cut.safetensors").write_bytes(data[: len(data) // 2])
-    save_file({"conditioner.embedders.0.model.positional_embedding": torch.zeros(77, 8),
-               unet + "input_blocks.0.0.weight": torch.zeros(8, 4, 3, 3),
-               unet + "input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": torch.zeros(8, 1280)},
-              folder / "xl.safetensors")  # an SDXL refiner's layout: its single file does not load yet
+    save_file({"conditioner.embedders.1.model.positional_embedding": torch.zeros(77, 8),
+               unet + "input_blocks.0.0.weight": torch.zeros(8, 4, 3, 3)},
+              folder / "xl.safetensors")  # SDXL's text encoders, but a UNet without cross-attention
     (folder / "sd2.yaml").write_text(json.dumps({"model": {"params": {"unet_config": {"params": {
         "context_dim": 1024, "in_channels": 4}}}}}))
     marker = folder / "pwned"
@@ -426,7 +425,7 @@ MODEL_CASES = [
     ("model-truncated-safetensors", "!switch cut", "cut.safetensors is not a valid safetensors file"),
     ("model-pickle-that-runs-code", "!switch evil", "refusing to load evil.ckpt: its pickle would run"),
     ("model-bare-pickle", "!switch raw", "raw.ckpt"),
-    ("model-wrong-family", "!switch xl", "xl.safetensors looks like an SDXL refiner checkpoint"),
+    ("model-wrong-family", "!switch xl", "xl.safetensors: unrecognised UNet layout (no cross-attention layers)"),
     ("model-config-of-another-family", "!switch mismatch", "config sd2.yaml describes"),
     ("model-missing-folder", "!switch nodir", "model 'nodir': no such folder: "),
     ("model-half-downloaded-folder", "!switch half", "model 'half' failed to load: "),

@@ -304,3 +304,38 @@ def test_models_shows_the_family(shell):
     before = len(shell.said)
     assert shell.execute("!models")
     assert any(line.startswith("xl ") and "[sdxl] float32" in line for line in shell.said[before:]), shell.said[before:]
+
+
+def test_a_single_refiner_file_loads_and_refines_as_its_folder_does(with_refiner, tmp_path):
+    import shutil
+
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+    from safetensors.torch import save_file
+
+    from invoke_shell.models.singlefile import detect_family
+
+    manager, root = with_refiner
+    folder = root / "tiny-refiner"
+    pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+    ldm = _unet_to_ldm(pipe.unet.state_dict())
+    ldm.update(_vae_to_ldm(pipe.vae.state_dict(), 4, 1))
+    ldm.update(_open_clip_to_ldm(pipe.text_encoder_2.state_dict(), pipe.text_encoder_2.config.num_hidden_layers,
+                                 "conditioner.embedders.0.model."))
+    save_file({k: v.contiguous() for k, v in ldm.items()}, str(root / "tiny-refiner.safetensors"))
+    shutil.copytree(folder, root / "refiner-config", ignore=shutil.ignore_patterns("*.safetensors", "*.bin"),
+                    dirs_exist_ok=True)
+    assert detect_family(root / "tiny-refiner.safetensors") == "sdxl-refiner"
+    from invoke_shell.models.registry import load_registry
+
+    (root / "models.yaml").write_text((root / "models.yaml").read_text() + "ref-file:\n  weights: "
+                                      "tiny-refiner.safetensors\n  config: refiner-config\n")
+    manager.set_registry(load_registry(str(root / "models.yaml")))
+    from invoke_shell.shell import Shell
+
+    said: list[str] = []
+    shell = Shell(manager, outdir=str(tmp_path / "out"), say=said.append, model="xl")
+    shell.said = said
+    from_folder = run(shell, '"fire" -s 10 -S 4 -A k_euler --refiner ref --refiner_start 0.7')
+    from_file = run(shell, '"fire" -s 10 -S 4 -A k_euler --refiner ref-file --refiner_start 0.7')
+    assert manager.cached("ref-file").family.key == "sdxl-refiner"
+    assert np.array_equal(from_folder, from_file)

@@ -272,10 +272,6 @@ def test_real_size_layout_fits_shipped_config(tmp_path, family, unet_params, tex
 
 
 @pytest.mark.parametrize("shapes, message", [
-    ({"conditioner.embedders.0.model.positional_embedding": (77, 1280),
-      "model.diffusion_model.input_blocks.0.0.weight": (384, 4, 3, 3),
-      "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": (384, 1280)},
-     "SDXL refiner checkpoint"),
     ({"conditioner.embedders.1.model.positional_embedding": (77, 1280),
       "model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3)}, "no cross-attention layers"),
     ({"down_blocks.0.resnets.0.conv1.weight": (320, 320, 3, 3)}, "diffusers-format"),

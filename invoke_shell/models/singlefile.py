@@ -27,8 +27,7 @@ from .weights import PICKLES, SAFETENSORS, first_line, load_pickle, safe_globals
 log = logging.getLogger(__name__)
 
 TOKENIZER = CONFIGS / "clip-tokenizer"
-# key -> description, from the family table: the families whose single files load (the SDXL refiner's: not yet)
-FAMILIES = {key: text for key, text in families.RUNNABLE.items() if key != "sdxl-refiner"}
+FAMILIES = families.RUNNABLE  # key -> description, from the family table
 SDXL = "conditioner.embedders."  # SDXL: .0.transformer (CLIP ViT-L), .1.model (OpenCLIP bigG)
 SD2_EPSILON_STEPS = {875000, 220000}  # global_step of the SD 2.0-base and 2.1-base .ckpt releases
 
@@ -116,11 +115,8 @@ def family_of(ckpt: Checkpoint) -> str:
     if to_k is None:
         raise ModelError(f"{name}: unrecognised UNet layout (no cross-attention layers)")
     context = to_k[-1]
-    if ckpt.has(SDXL):
-        if not ckpt.has(SDXL + "1.model."):  # the refiner has the OpenCLIP encoder alone, as embedder 0
-            raise ModelError(f"{name} looks like an SDXL refiner checkpoint; its single file does not load yet: "
-                             "use its diffusers folder")
-        return "sdxl"
+    if ckpt.has(SDXL):  # the refiner has the OpenCLIP encoder alone, as embedder 0
+        return "sdxl" if ckpt.has(SDXL + "1.model.") else "sdxl-refiner"
     if ckpt.has(CLIP):
         family, width = "sd1", ckpt.first("token_embedding.weight", CLIP)
     elif ckpt.has(OPEN_CLIP):
@@ -291,15 +287,15 @@ def load_single_file(weights: str | Path, config: str | Path | None = None, dtyp
         raise ModelError(f"{weights.name} has no VAE weights ({VAE}*); give the model a vae:")
 
     diffusers = import_stack()
-    xl = families.get(family).base == "sdxl"
+    xl, refiner = families.get(family).base == "sdxl", family == "sdxl-refiner"
     extra = {} if xl else dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    if not (folder / "tokenizer").is_dir():
+    if not refiner and not (folder / "tokenizer").is_dir():
         extra["tokenizer"] = load_tokenizer("sd1" if xl else family)  # SDXL's first: CLIP ViT-L's
     if xl and not (folder / "tokenizer_2").is_dir():
         extra["tokenizer_2"] = load_tokenizer(family)  # OpenCLIP's, padded with "!"
     if vae is not None:
         extra["vae"] = load_vae(vae, folder, dtype)
-    pipeline = diffusers.StableDiffusionXLPipeline if xl else diffusers.StableDiffusionPipeline
+    pipeline = getattr(diffusers, families.get(family).pipelines[0])
     try:
         with safe_globals():
             pipe = pipeline.from_single_file(str(weights), config=str(folder), local_files_only=True,
