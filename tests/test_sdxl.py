@@ -9,6 +9,8 @@ import torch
 from PIL import Image
 
 from invoke_shell.models.builtin import build_tiny_xl
+from test_singlefile import _open_clip_to_ldm
+from test_singlefile import _unet_to_ldm as sd_unet_to_ldm
 from test_singlefile import _vae_to_ldm
 
 
@@ -205,58 +207,12 @@ def test_refiner_mistakes_are_one_line(shell, with_refiner):
 
 
 def _unet_to_ldm(sd):
-    """The tiny SDXL UNet (2 levels, 1 layer each) in LDM names, SDXL's added embedding as label_emb."""
-    resnet = [("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
-              ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection")]
-    p = [("time_embedding.linear_1.", "time_embed.0."), ("time_embedding.linear_2.", "time_embed.2."),
-         ("add_embedding.linear_1.", "label_emb.0.0."), ("add_embedding.linear_2.", "label_emb.0.2."),
-         ("conv_in.", "input_blocks.0.0."), ("conv_norm_out.", "out.0."), ("conv_out.", "out.2."),
-         ("mid_block.attentions.0.", "middle_block.1."), ("mid_block.resnets.0.", "middle_block.0."),
-         ("mid_block.resnets.1.", "middle_block.2.")]
-    blocks, layers = 2, 1
-    for i in range(blocks):
-        for j in range(layers):
-            p.append((f"down_blocks.{i}.resnets.{j}.", f"input_blocks.{(layers + 1) * i + j + 1}.0."))
-            p.append((f"down_blocks.{i}.attentions.{j}.", f"input_blocks.{(layers + 1) * i + j + 1}.1."))
-        p.append((f"down_blocks.{i}.downsamplers.0.conv.", f"input_blocks.{(layers + 1) * (i + 1)}.0.op."))
-        for j in range(layers + 1):
-            p.append((f"up_blocks.{i}.resnets.{j}.", f"output_blocks.{(layers + 1) * i + j}.0."))
-            p.append((f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{(layers + 1) * i + j}.1."))
-        attn = any(k.startswith(f"up_blocks.{i}.attentions.") for k in sd)
-        p.append((f"up_blocks.{i}.upsamplers.0.", f"output_blocks.{(layers + 1) * i + layers}.{2 if attn else 1}."))
-    out = {}
-    for key, value in sd.items():
-        for hf, ldm in sorted(p, key=lambda x: -len(x[0])):
-            if key.startswith(hf):
-                rest = key[len(hf):]
-                if ".resnets." in hf:
-                    for a, b in resnet:
-                        rest = rest.replace(a, b) if rest.startswith(a) else rest
-                out["model.diffusion_model." + ldm + rest] = value
-                break
-        else:
-            raise AssertionError(key)
-    return out
+    """The tiny SDXL UNet (2 levels, 1 layer each) in LDM names."""
+    return sd_unet_to_ldm(sd, 2, 1)
+
 
 def _clip_to_ldm(sd, prefix):
     return {prefix + "text_model." + k.removeprefix("text_model."): v for k, v in sd.items()}
-
-def _open_clip_to_ldm(sd, layers, p):
-    sd = {k.removeprefix("text_model."): v for k, v in sd.items()}
-    out = {p + "token_embedding.weight": sd["embeddings.token_embedding.weight"],
-           p + "positional_embedding": sd["embeddings.position_embedding.weight"],
-           p + "ln_final.weight": sd["final_layer_norm.weight"], p + "ln_final.bias": sd["final_layer_norm.bias"],
-           p + "text_projection": sd["text_projection.weight"].T.contiguous()}
-    for i in range(layers):
-        hf, ldm = f"encoder.layers.{i}.", f"{p}transformer.resblocks.{i}."
-        for kind in ("weight", "bias"):
-            out[ldm + f"attn.in_proj_{kind}"] = torch.cat([sd[hf + f"self_attn.{x}_proj.{kind}"] for x in "qkv"])
-            out[ldm + f"attn.out_proj.{kind}"] = sd[hf + f"self_attn.out_proj.{kind}"]
-            out[ldm + f"ln_1.{kind}"] = sd[hf + f"layer_norm1.{kind}"]
-            out[ldm + f"ln_2.{kind}"] = sd[hf + f"layer_norm2.{kind}"]
-            out[ldm + f"mlp.c_fc.{kind}"] = sd[hf + f"mlp.fc1.{kind}"]
-            out[ldm + f"mlp.c_proj.{kind}"] = sd[hf + f"mlp.fc2.{kind}"]
-    return out
 
 def xl_to_ldm(pipe):
     """The tiny SDXL in the original (LDM / SAI) single-file key layout, as SDXL fine-tunes are shared."""

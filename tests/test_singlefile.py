@@ -25,13 +25,14 @@ torch = pytest.importorskip("torch")
 
 
 def _unet_to_ldm(sd: dict, blocks: int, layers: int) -> dict:
-    """A diffusers UNet state dict in LDM names (SD layout: cross-attention in all down blocks but the
-    last, and in all up blocks but the first)."""
+    """A diffusers UNet state dict in LDM names (an up block's upsampler comes after its attention, if it has
+    one; SDXL's added embedding is `label_emb`)."""
     resnet = [("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
               ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection")]
     prefixes = [("time_embedding.linear_1.", "time_embed.0."), ("time_embedding.linear_2.", "time_embed.2."),
                 ("conv_in.", "input_blocks.0.0."), ("conv_norm_out.", "out.0."), ("conv_out.", "out.2."),
-                ("mid_block.attentions.0.", "middle_block.1.")]
+                ("mid_block.attentions.0.", "middle_block.1."), ("add_embedding.linear_1.", "label_emb.0.0."),
+                ("add_embedding.linear_2.", "label_emb.0.2.")]
     for j in range(2):
         prefixes.append((f"mid_block.resnets.{j}.", f"middle_block.{2 * j}."))
     for i in range(blocks):
@@ -42,8 +43,9 @@ def _unet_to_ldm(sd: dict, blocks: int, layers: int) -> dict:
         for j in range(layers + 1):
             prefixes.append((f"up_blocks.{i}.resnets.{j}.", f"output_blocks.{(layers + 1) * i + j}.0."))
             prefixes.append((f"up_blocks.{i}.attentions.{j}.", f"output_blocks.{(layers + 1) * i + j}.1."))
+        attention = any(key.startswith(f"up_blocks.{i}.attentions.") for key in sd)
         prefixes.append((f"up_blocks.{i}.upsamplers.0.",
-                         f"output_blocks.{(layers + 1) * i + layers}.{1 if i == 0 else 2}."))
+                         f"output_blocks.{(layers + 1) * i + layers}.{2 if attention else 1}."))
     out = {}
     for key, value in sd.items():
         for hf, ldm in sorted(prefixes, key=lambda p: -len(p[0])):
@@ -89,13 +91,16 @@ def _clip_to_ldm(sd: dict) -> dict:
     return {"cond_stage_model.transformer.text_model." + k: v for k, v in sd.items()}
 
 
-def _open_clip_to_ldm(sd: dict, layers: int) -> dict:
-    p = "cond_stage_model.model."
+def _open_clip_to_ldm(sd: dict, layers: int, p: str = "cond_stage_model.model.") -> dict:
+    """A CLIP text encoder in OpenCLIP's names under prefix `p` (SD 2.x; SDXL's second encoder with its
+    projection, `conditioner.embedders.1.model.`)."""
+    sd = {k.removeprefix("text_model."): v for k, v in sd.items()}
     out = {p + "token_embedding.weight": sd["embeddings.token_embedding.weight"],
            p + "positional_embedding": sd["embeddings.position_embedding.weight"],
            p + "ln_final.weight": sd["final_layer_norm.weight"], p + "ln_final.bias": sd["final_layer_norm.bias"]}
     width = sd["final_layer_norm.weight"].shape[0]
-    out[p + "text_projection"] = torch.eye(width)
+    projection = sd.get("text_projection.weight")
+    out[p + "text_projection"] = projection.T.contiguous() if projection is not None else torch.eye(width)
     for i in range(layers):
         hf, ldm = f"encoder.layers.{i}.", f"{p}transformer.resblocks.{i}."
         for kind in ("weight", "bias"):
