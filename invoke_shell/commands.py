@@ -99,7 +99,8 @@ def _replay(shell, argument: str) -> None:
         raise ShellError(f"!replay {path}: {tally.failed} of {tally.ran} lines failed")
 
 
-@command("!models", usage="!models", help="list the models in models.yaml; a loaded one with its family and its precision and why")
+@command("!models", usage="!models",
+         help="list the models in models.yaml; a loaded one with its family and its precision and why")
 def _models(shell, argument: str) -> None:
     manager = shell.manager
     active = manager.active.name if manager.active else None

@@ -52,9 +52,9 @@ class ShellCompleter(Completer):
             if cmd is not None:
                 yield from self._value(cmd.completes, rest)
             return
-        if not _SWITCH_VALUE.search(text) and not text.split(" ")[-1].startswith("-"):
-            yield from self._in_prompt(text)
         match = _SWITCH_VALUE.search(text)
+        if match is None and not text.split(" ")[-1].startswith("-"):
+            yield from self._in_prompt(text)
         if match and match.group("switch") in BY_SPELLING and BY_SPELLING[match.group("switch")].kind != "flag":
             sw, value = BY_SPELLING[match.group("switch")], match.group("value").lstrip("\"'")
             if sw.choices:  # samplers, precisions: the table's own list

@@ -105,6 +105,14 @@ def extract(prompt: str) -> PromptExtras:
     return PromptExtras(text, tuple(loras), triggers)
 
 
+def is_lora(text: str) -> bool:
+    """Whether `text` names at least one LoRA in a form this shell takes (a name and a weight in range)."""
+    try:
+        return bool(extract(text).loras)
+    except ParseError:
+        return False
+
+
 def legacy_blend(text: str, skip_normalize: bool = False) -> str | None:
     """InvokeAI 2.3's `a cat:0.5 a dog:0.5` as compel's `("a cat", "a dog").blend(0.5, 0.5)`, or None when
     the text has no such blend. As in 2.3 the weights are normalized to sum to 1 unless `skip_normalize`

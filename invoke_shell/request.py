@@ -10,6 +10,7 @@ import re
 import shlex
 import unicodedata
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 from .errors import ParseError
 from .prompt_extras import PromptExtras, extract
@@ -78,7 +79,7 @@ class GenerationRequest:
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt)
-        extract(self.prompt)  # a bad LoRA name or weight is told here, before anything runs
+        self.extras  # read now: a bad LoRA name or weight is told here, before anything runs
         check_size(self.width, self.height)
         for sw in SWITCHES:
             value = getattr(self, sw.dest)
@@ -107,9 +108,9 @@ class GenerationRequest:
         if self.with_variations is not None and self.variation_amount is None and (self.iterations or 1) > 1:
             raise ParseError("-V/--with_variations without -v makes one image; drop -n or add -v")
 
-    @property
+    @cached_property
     def extras(self) -> PromptExtras:
-        """The LoRAs and embedding triggers the prompt names (prompt_extras.py)."""
+        """The LoRAs and embedding triggers the prompt names (prompt_extras.py); read once per request."""
         return extract(self.prompt)
 
     @property

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ..errors import ModelError
 from ..models.files import stat_key
 from ..models.library import Library, WeightsFile
-from ..models.weights import first_line, read_weights
+from ..models.weights import SAFETENSORS, first_line, read_weights
 from ..prompt_extras import Used
 
 log = logging.getLogger(__name__)
@@ -95,23 +95,27 @@ def stored_token(file: WeightsFile) -> str | None:
 # ---------------------------------------------------------------- LoRAs
 
 
-def lora_width(state_dict: dict) -> int | None:
-    """The cross-attention width a LoRA was trained for: the input width of its attn2.to_k down matrix
-    (kohya `lora_down`, peft `lora_A`, old diffusers `to_k_lora.down`)."""
-    for key in sorted(state_dict):
+def lora_width(shapes: dict[str, tuple[int, ...]]) -> int | None:
+    """The cross-attention width a LoRA was trained for, from its tensor shapes: the input width of its
+    attn2.to_k down matrix (kohya `lora_down`, peft `lora_A`, old diffusers `to_k_lora.down`)."""
+    for key in sorted(shapes):
         low = key.lower()
         if "attn2" in low and "to_k" in low and any(m in low for m in ("lora_down", "lora_a.", "lora.down")):
-            tensor = state_dict[key]
-            if getattr(tensor, "ndim", 0) == 2:
-                return int(tensor.shape[1])
+            if len(shapes[key]) == 2:
+                return int(shapes[key][1])
     return None
+
+
+def for_sdxl(keys) -> bool:
+    """A LoRA with layers for SDXL's second text encoder."""
+    return any(key.startswith(("lora_te2_", "text_encoder_2.")) for key in keys)
 
 
 def check_lora(state_dict: dict, model, file: WeightsFile) -> None:
     """A one-line ModelError when the LoRA was made for another model family."""
     ours = model.txt2img.unet.config.cross_attention_dim
-    sdxl = any(key.startswith(("lora_te2_", "text_encoder_2.")) for key in state_dict)
-    width = lora_width(state_dict)
+    sdxl = for_sdxl(state_dict)
+    width = lora_width({key: tuple(value.shape) for key, value in state_dict.items() if hasattr(value, "shape")})
     if (sdxl and model.family.base != "sdxl") or (width is not None and width != ours):
         theirs = "SDXL" if sdxl else family_of_width(width)
         raise ModelError(f"LoRA {file.name!r} ({file.path}) is for {theirs} (cross-attention {width or 2048} wide); "
@@ -260,7 +264,7 @@ def describe(file: WeightsFile, model) -> str:
     try:
         if file.kind == "lora":
             shapes = _shapes(file)
-            sdxl = any(key.startswith(("lora_te2_", "text_encoder_2.")) for key in shapes)
+            sdxl = for_sdxl(shapes)
             width = lora_width(shapes)
             family = "SDXL" if sdxl else family_of_width(width) if width else "width unknown"
             ours = model.txt2img.unet.config.cross_attention_dim if model is not None else None
@@ -278,20 +282,11 @@ def describe(file: WeightsFile, model) -> str:
     return f"{family}; {'fits' if width == ours else 'does not fit'} {model.name}"
 
 
-class _Shaped:
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-        self.ndim = len(self.shape)
+def _shapes(file: WeightsFile) -> dict[str, tuple[int, ...]]:
+    """A LoRA file's tensor names -> shapes: a safetensors header alone (the checkpoint reader's), else the
+    file read weights-only."""
+    if file.path.suffix.lower() in SAFETENSORS:
+        from ..models.singlefile import read_checkpoint
 
-
-def _shapes(file: WeightsFile) -> dict:
-    """Tensor names -> objects with .shape/.ndim: a safetensors header alone, else the file read weights-only."""
-    if file.path.suffix.lower() == ".safetensors":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(file.path), framework="pt") as f:
-                return {name: _Shaped(f.get_slice(name).get_shape()) for name in f.keys()}
-        except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError
-            raise ModelError(f"{file.path.name} is not a valid safetensors file ({first_line(exc)})") from None
-    return read_weights(file.path, "LoRA")
+        return read_checkpoint(file.path).shapes
+    return {key: tuple(value.shape) for key, value in read_weights(file.path, "LoRA").items() if hasattr(value, "shape")}

@@ -87,7 +87,7 @@ def swapping(unet, swap: SwapPlan | None, calls: int):
     if swap is None:
         yield
         return
-    swap.calls, swap.call = max(1, calls), 0
+    swap.calls, swap.call = max(1, calls), -1  # the pre-hook below counts from 0
     layers = [module for name, module in unet.named_modules() if name.endswith("attn2") and hasattr(module, "processor")]
     saved = [layer.processor for layer in layers]
 
@@ -96,7 +96,6 @@ def swapping(unet, swap: SwapPlan | None, calls: int):
 
     for layer, base in zip(layers, saved):
         layer.processor = SwapProcessor(swap, base)
-    swap.call = -1  # the pre-hook below counts from 0
     hook = unet.register_forward_pre_hook(count)
     try:
         yield

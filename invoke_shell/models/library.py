@@ -70,10 +70,11 @@ class Library:
         return found
 
     def find(self, kind: str, name: str) -> WeightsFile:
-        file = self.files(kind).get(name)
+        files = self.files(kind)
+        file = files.get(name)
         if file is None:
             where = ", ".join(str(d) for d in self.dirs[kind]) or "(no folder)"
-            known = sorted(self.files(kind))
+            known = sorted(files)
             listing = f"; known: {', '.join(known[:12])}{' ...' if len(known) > 12 else ''}" if known else ""
             raise ModelError(f"no {KIND_WORDS[kind]} named {name!r} in {where}{listing}")
         return file

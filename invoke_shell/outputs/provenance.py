@@ -129,7 +129,7 @@ def recorded_model(sd: dict, chunks: dict[str, str]) -> tuple[str | None, str | 
 def recorded_weights(sd: dict, chunks: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
     """(kind, name, hash) of each LoRA and embedding the file says the image was made with: this shell's
     sd-metadata (sha256), else A1111's `Lora hashes` / `TI hashes` (A1111's short hashes). Read as data."""
-    from .readers.a1111 import hash_pairs
+    from .readers.a1111 import hash_pairs, settings
 
     image = sd.get("image") if isinstance(sd, dict) else None
     found = []
@@ -141,10 +141,7 @@ def recorded_weights(sd: dict, chunks: dict[str, str]) -> tuple[tuple[str, str, 
                     found.append((kind, entry["name"][:80], entry["sha256"][:64].lower()))
         if found or "sd-metadata" in chunks:
             return tuple(found)
-    params = chunks.get("parameters", "").rsplit("\n", 1)[-1]
+    params = settings(chunks.get("parameters", "").replace("\r\n", "\n").rsplit("\n", 1)[-1])
     for kind, key in (("lora", "Lora hashes"), ("embedding", "TI hashes")):
-        match = re.search(rf'(?:^|, ){key}: ("(?:\\.|[^\\"])*"|[^,]*)', params)
-        if match:
-            text = match.group(1).strip('"')
-            found += [(kind, name, digest) for name, digest in hash_pairs(text)]
+        found += [(kind, name, digest) for name, digest in hash_pairs(params.get(key, ""))]
     return tuple(found)

@@ -89,17 +89,6 @@ def _ring(rng: random.Random, colour: str, bg: str) -> Image.Image:
     return img
 
 
-def _picture(rng: random.Random, rgb, shape: str, bg: str) -> Image.Image:
-    lo, hi = D.SIZES[rng.choice(list(D.SIZES))]
-    r = rng.uniform(lo, hi)
-    cx = cy = 32.0 if rng.random() < 0.5 else None
-    if cx is None:
-        cx, cy = rng.uniform(r + 2, 62 - r), rng.uniform(r + 2, 62 - r)
-    img = Image.new("RGB", (D.SIZE, D.SIZE), D._jitter(D.PALETTE[bg], rng))
-    D.draw_shape(ImageDraw.Draw(img), shape, cx, cy, r, D._jitter(rgb, rng))
-    return img
-
-
 def rings(n: int, seed: int) -> tuple[np.ndarray, list[str]]:
     """n pictures: half rings in the palette's colours (no held-out colour and background pair), captioned
     as the demo's shapes are; half the demo's own training pictures."""
@@ -127,7 +116,7 @@ def embers(n: int, seed: int, token: str) -> tuple[np.ndarray, list[str]]:
     images, captions = [], []
     for _ in range(n):
         shape, bg = rng.choice(pairs)
-        images.append(np.asarray(_picture(rng, D.PALETTE["orange"], shape, bg)))
+        images.append(np.asarray(D.render_shape(rng, "orange", shape, bg)[0]))
         captions.append(rng.choice([f"a {token} {shape} on {D.article(bg)} {bg} background", f"a {token} {shape}"]))
     return np.stack(images), captions
 

@@ -7,7 +7,7 @@ import json
 import re
 
 from ...errors import ParseError
-from ...prompt_extras import extract
+from ...prompt_extras import is_lora
 from ...request import GenerationRequest
 from ...samplers import BY_NAME, FROM_A1111, a1111_name, from_a1111
 from .common import MAX_TEXT_CHARS, Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets
@@ -28,17 +28,9 @@ def from_parameters(text: str) -> tuple[str, list[str], bool]:
     if len(text) > MAX_TEXT_CHARS:
         raise ParseError(f"the parameters text has {len(text)} characters; at most {MAX_TEXT_CHARS} are read")
     lines = text.replace("\r\n", "\n").split("\n")
-    params: dict[str, str] = {}
-    found_params = _PARAM.findall(lines[-1])
-    if len(found_params) >= 3:  # A1111's rule: otherwise the last line belongs to the prompt
+    params = settings(lines[-1])
+    if params:
         lines = lines[:-1]
-        for key, value in found_params:
-            if value.startswith('"'):
-                try:
-                    value = json.loads(value)
-                except ValueError:
-                    pass
-            params[key.strip()] = str(value).strip()
     prompt, negative, in_negative = [], [], False
     for line in lines:
         if not in_negative and line.startswith("Negative prompt:"):
@@ -51,16 +43,29 @@ def from_parameters(text: str) -> tuple[str, list[str], bool]:
     return command_of(found), found.notes, True
 
 
+def settings(line: str) -> dict[str, str]:
+    """The `Key: value` settings of A1111's last `parameters` line (quoted values unquoted); {} when the line
+    is no settings line (A1111's rule: fewer than 3 of them, and it belongs to the prompt)."""
+    found = _PARAM.findall(line)
+    if len(found) < 3:
+        return {}
+    params: dict[str, str] = {}
+    for key, value in found:
+        if value.startswith('"'):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        params[key.strip()] = str(value).strip()
+    return params
+
+
 def _networks(prompt: str, found: Found) -> str:
     """`<lora:name:0.8>` is this shell's syntax too and stays in the prompt; the other networks (LyCORIS,
     hypernetworks) and a LoRA written in a way this shell does not take are taken out and noted."""
     def keep_or_note(match: re.Match) -> str:
-        if match.group(1) == "lora":
-            try:
-                extract(match.group(0))
-                return match.group(0)
-            except ParseError:
-                pass
+        if match.group(1) == "lora" and is_lora(match.group(0)):
+            return match.group(0)
         found.note(f"<{match.group(1)}:{match.group(2)}>")
         return " "
 
@@ -69,13 +74,9 @@ def _networks(prompt: str, found: Found) -> str:
 
 def _embeddings(prompt: str, params: dict[str, str]) -> str:
     """A1111 names an embedding as a bare word (listed in `TI hashes`); this shell's trigger is `<name>`."""
-    for name in names_in(params.get("TI hashes", "")):
+    for name, _ in hash_pairs(params.get("TI hashes", "")):
         prompt = re.sub(rf"(?<![<\w]){re.escape(name)}(?![>\w])", f"<{name}>", prompt)
     return prompt
-
-
-def names_in(hashes: str) -> list[str]:
-    return [name for name, _ in hash_pairs(hashes)]
 
 
 def hash_pairs(hashes: str) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ import shlex
 from dataclasses import replace
 
 from ...errors import ParseError
-from ...prompt_extras import extract
+from ...prompt_extras import is_lora
 from ...request import parse, quote_prompt, split_prompt, to_command
 from ...samplers import FROM_INVOKEAI3
 from ...switches import BY_SPELLING, SAMPLERS, UNSUPPORTED
@@ -235,9 +235,7 @@ def _loras(loras: list, found: Found) -> None:
         name = inner.get("name") or inner.get("model_name") if isinstance(inner, dict) else inner
         weight = lora.get("weight", 1)
         written = f"withLora({name},{weight})" if isinstance(weight, (int, float)) else ""
-        try:
-            if not isinstance(name, str) or not extract(written).loras:
-                raise ParseError("not a LoRA")
+        if isinstance(name, str) and is_lora(written):
             found.prompt = f"{found.prompt} {written}".strip()
-        except ParseError:
+        else:
             found.note("lora", f"{name} {weight}")
