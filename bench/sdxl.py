@@ -4,7 +4,7 @@ architecture with random weights built from the configs shipped in invoke_shell/
 parameters, both text encoders, VAE; float32, about 14 GB of memory), alternating, 1 step at --size px. The
 images must be identical. Then the peak resident memory of one call of each (VmHWM, reset between them).
 
-    .venv/bin/python bench/sdxl.py [--size 512] [--runs 3]
+    .venv/bin/python bench/sdxl.py [--size 512] [--runs 9]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def peak_mb(fn) -> float:
 def main() -> None:
     p = c.parser(__doc__)
     p.add_argument("--size", type=int, default=512)
-    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--runs", type=int, default=9)
     args = p.parse_args()
     c.setup(args.threads)
     print(f"# bench/sdxl.py  {c.machine()}  threads={args.threads}")

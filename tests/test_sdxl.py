@@ -81,6 +81,28 @@ def test_same_pixels_as_diffusers_own_pipeline(shell, xl):
     assert np.array_equal(ours, np.asarray(theirs))
 
 
+def test_the_pooled_embedding_comes_from_the_pass_that_encoded_the_prompt(shell):
+    """A plain prompt's pooled embedding is taken from the conditioning pass (the second encoder runs once per
+    prompt, as in diffusers' encode_prompt), bit for bit what compel's own second pass gives; a weighted prompt,
+    whose encoded tokens differ from its raw text's, still gets compel's pass."""
+    from invoke_shell.engine.prompts import _compel, encode
+
+    model = shell.manager.activate("xl")
+    provider = _compel(model).second.conditioning_provider
+    passes = []
+    hook = model.txt2img.text_encoder_2.register_forward_pre_hook(lambda *_: passes.append(1))
+    try:
+        for positive, negative, most in [("a red fire", "smoke", 2), ("a red fire", "", 2),
+                                         ("(a red)1.4 fire", "smoke", 5)]:
+            passes.clear()
+            encoded = encode(model, positive, negative)
+            assert len(passes) <= most, (positive, len(passes))
+            for text, pooled in [(positive, encoded.pooled), (negative, encoded.negative_pooled)]:
+                assert torch.equal(pooled, provider.get_pooled_embeddings([text])), text
+    finally:
+        hook.remove()
+
+
 def test_img2img_runs_the_truncated_schedule(shell):
     calls = []
     run(shell, '"fire" -s 4 -S 5')

@@ -5,7 +5,7 @@ compel parses and this engine does not do is refused in one line; `.swap()` is d
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -63,8 +63,37 @@ class _PairedCompel:
         empty = torch.cat([c.build_conditioning_tensor("") for c in self.compels], dim=-1)
         return Compel._pad_conditioning_tensors_to_same_length(conditionings, empty)
 
+    @contextmanager
+    def remembering(self):
+        """While inside, each pass of the second text encoder over a whole prompt (no token masked) is kept with
+        its pooled embedding, so `pooled` takes a text's embedding from the pass that encoded it, as diffusers'
+        encode_prompt does, rather than running the 695M-parameter encoder again."""
+        from compel.embeddings_provider import _get_pooled_output_from_text_encoder_output as pooled_output
+
+        def keep(module, args, kwargs, output):
+            ids, mask = (list(args) + [kwargs.get("input_ids"), kwargs.get("attention_mask")])[:2]
+            if mask is None or bool(mask.all()):
+                self._passes.append((ids, pooled_output(output)))
+
+        self._passes = []
+        handle = self.second.conditioning_provider.text_encoder.register_forward_hook(keep, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+            self._passes = []
+
     def pooled(self, text: str):
-        return self.second.conditioning_provider.get_pooled_embeddings([text])
+        """The second encoder's pooled embedding of `text` as compel makes it (the raw text, tokenized whole and
+        padded), from a remembered pass with the same tokens when there is one."""
+        import torch
+
+        provider = self.second.conditioning_provider
+        ids = torch.tensor(provider.get_token_ids([text], padding="max_length", truncation_override=True))
+        for seen, embeds in getattr(self, "_passes", ()):
+            if seen.shape == ids.shape and torch.equal(seen.cpu(), ids):
+                return embeds
+        return provider.get_pooled_embeddings([text])
 
 
 def is_xl(model) -> bool:
@@ -146,7 +175,8 @@ def encode(model, positive: str, negative: str | None, clip_skip: int | None = N
 
     compel = _compel(model)
     try:
-        with torch.inference_mode(), _skipping(model.txt2img.text_encoder, 1 if is_xl(model) else clip_skip or 1):
+        with torch.inference_mode(), _skipping(model.txt2img.text_encoder, 1 if is_xl(model) else clip_skip or 1), \
+                _remembering(compel):
             positive_embeds, swap = _embed(compel, positive, skip_normalize, "prompt")
             _refuse_on_xl(model, clip_skip, swap)
             pooled = _pooled(model, compel, positive, skip_normalize)
@@ -169,6 +199,10 @@ def encode(model, positive: str, negative: str | None, clip_skip: int | None = N
         if type(exc).__module__.startswith("pyparsing"):
             raise ParseError(f"cannot read the prompt's weighting syntax: {exc}".splitlines()[0]) from None
         raise
+
+
+def _remembering(compel):
+    return compel.remembering() if isinstance(compel, _PairedCompel) else nullcontext()
 
 
 def _pooled(model, compel, text: str, skip_normalize: bool):
