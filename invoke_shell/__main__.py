@@ -9,7 +9,8 @@ import sys
 
 from . import __version__
 from .errors import ShellError
-from .request import Defaults, check_value
+from .request import Defaults
+from .switch_values import check_value
 from .switches import SWITCHES
 
 LOG_NAME = "invoke_shell.log"

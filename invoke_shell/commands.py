@@ -136,6 +136,7 @@ def _schedule(shell, argument: str) -> None:
     from .engine.schedule import compensated_steps, describe, plan
     from .errors import ParseError
     from .request import parse
+    from .samplers import with_karras_max
 
     if not argument:
         raise ParseError('!schedule needs a command: !schedule "fire" -s 10 -I sketch.png -f 0.7')
@@ -145,7 +146,7 @@ def _schedule(shell, argument: str) -> None:
     if request.compensate_steps and strength is not None:
         steps = compensated_steps(request.steps, strength)
     config = shell.model().sampler_config
-    schedule = plan(request.sampler, steps, strength, config)
+    schedule = plan(with_karras_max(request.sampler, steps, request.karras_max), steps, strength, config)
     for line in describe(schedule, request.steps if request.compensate_steps else None):
         shell.say(line)
 

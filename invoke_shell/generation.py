@@ -37,6 +37,7 @@ def generate(parsed: GenerationRequest, session) -> Made:
     `library` (the LoRA and embedding folders) and `say(line)`."""
     from .engine import adapters
     from .engine import generate as engine
+    from .engine.images import open_image
 
     # 1. Resolve back-references and the seed
     request = resolve(parsed, session.previous)
@@ -46,17 +47,24 @@ def generate(parsed: GenerationRequest, session) -> Made:
     refiner = refiner_for(request, model, session.manager)
     # 3. Prepare: each image's request, sized, with its schedule (nothing runs yet)
     jobs = prepare(request, parsed.seed is not None, model)
+    reference = open_image(request.init_color, "--init_color") if request.init_color is not None else None
     # 4. Say what will happen
     announce(request, jobs, model, session.say)
     outdir = request.outdir or session.outdir
     recorder = run_recorder(request, jobs, model)
-    # 5. Denoise and decode, batch by batch
+    # 5. Denoise and decode, batch by batch (--hires_fix: a first pass at the model's size, then the refinement)
+    jobs, first = hires_fix(request, jobs, model, session.say)
     batches = engine.batches(jobs)
-    images = denoise(batches, model, recorder, refiner)
-    # 6. Postprocess: the grid
+    if request.embiggen is not None:
+        images = embiggen(jobs, model, session.say)
+    else:
+        images = denoise(batches, model, recorder, refiner)
+        images = repaint_seams(jobs, images, model)
+    # 6. Postprocess: the colours matched to --init_color; the grid
+    images = color_matched(images, reference)
     grid = grid_request(request, jobs)
     # 7. Save the PNGs (and the run's previews and strips)
-    prefix, saved = save(images, batches, model, grid, outdir, used)
+    prefix, saved = save(images, batches, model, grid, outdir, used, first)
     for path, command in saved:
         session.say(f"{path}: {command}")
     if recorder is not None:
@@ -151,9 +159,56 @@ def run_recorder(request: GenerationRequest, jobs: list, model):
                        jobs[0].schedule.steps_run, request.save_intermediates, keep_all=request.strip)
 
 
-def denoise(batches: list[list], model, recorder=None, refiner=None) -> list:
+def hires_fix(request: GenerationRequest, jobs: list, model, say: Callable[[str], None]) -> tuple[list, tuple | None]:
+    """--hires_fix: run the first pass at the model's size; (the refining jobs, (width, height, steps) of the
+    first pass). Without it, or when the size asked for needs one pass: (the jobs, None)."""
+    if not request.hires_fix:
+        return jobs, None
+    from .engine import generate as engine
+    from .engine import hires
+
+    if model.is_inpainting:
+        raise ParseError(f"--hires_fix runs on ordinary models; {model.name!r} is an inpainting model")
+    passes = hires.passes(jobs, model)
+    if passes is None:
+        width, height = model.native_size
+        say(f"hires fix: {jobs[0].width}x{jobs[0].height} is not larger than the model's {width}x{height}: "
+            "one pass makes it")
+        return jobs, None
+    say(passes.describe(request, hires.refining_schedule(jobs, model)))
+    made = denoise(engine.batches(passes.first), model, latent=request.hires_method == "latent")
+    first = passes.first[0]
+    return hires.second_jobs(jobs, made, model), (first.width, first.height, first.schedule.steps)
+
+
+def embiggen(jobs: list, model, say: Callable[[str], None]) -> list:
+    """--embiggen: each picture enlarged, then refined tile by tile and the tiles blended."""
+    from .engine import embiggen as tiled
+    from .engine import generate as engine
+
+    chosen = jobs[0].request.embiggen_tiles
+    say(tiled.describe(jobs[0], model, len(jobs), chosen))
+    images = []
+    for job in jobs:
+        big, laid, tile_jobs = tiled.tile_jobs(job, model, chosen)
+        refined = denoise(engine.batches(tile_jobs), model)
+        images.append(tiled.assembled(big, laid, refined, tiled.settings(job.request)[2]))
+    return images
+
+
+def repaint_seams(jobs: list, images: list, model) -> list:
+    """Outpainting's second pass: the band around the painted area repainted and blended; else the images."""
+    from .engine import generate as engine
+    from .engine import outpaint
+
+    if not outpaint.outpainting(jobs[0].request):
+        return images
+    return denoise(engine.batches(outpaint.seam_jobs(jobs, images, model)), model)
+
+
+def denoise(batches: list[list], model, recorder=None, refiner=None, latent: bool = False) -> list:
     """The images of the command's UNet batches, in order, with a progress bar on a terminal (`refiner`: the
-    SDXL refiner for the end of each schedule)."""
+    SDXL refiner for the end of each schedule; `latent`: each image's latents rather than its picture)."""
     from .engine import generate as engine
 
     images = []
@@ -167,8 +222,18 @@ def denoise(batches: list[list], model, recorder=None, refiner=None) -> list:
             if recorder is not None:
                 recorder.offset = len(images)
             images.extend(engine.run_batch(batch, model, on_step=on_step,
-                                           on_start=recorder.on_start if recorder else None, refiner=refiner))
+                                           on_start=recorder.on_start if recorder else None, refiner=refiner,
+                                           latent=latent))
     return images
+
+
+def color_matched(images: list, reference) -> list:
+    """--init_color: each image's colours matched to the reference picture's; else the images."""
+    if reference is None:
+        return images
+    from .engine.colors import match_colors
+
+    return [match_colors(image, reference) for image in images]
 
 
 def grid_request(request: GenerationRequest, jobs: list) -> GenerationRequest | None:
@@ -179,16 +244,16 @@ def grid_request(request: GenerationRequest, jobs: list) -> GenerationRequest | 
                    variation_amount=request.variation_amount)
 
 
-def save(images: list, batches: list[list], model, grid: GenerationRequest | None, outdir: str, used: tuple = ()
-         ) -> tuple[str, list[tuple[str, str]]]:
+def save(images: list, batches: list[list], model, grid: GenerationRequest | None, outdir: str, used: tuple = (),
+         first: tuple[int, int, int] | None = None) -> tuple[str, list[tuple[str, str]]]:
     """(the command's prefix, [(path, canonical command)]) of the PNGs written; `used`: the LoRA and embedding
-    files the images were made with."""
+    files the images were made with; `first`: --hires_fix's first pass (width, height, steps)."""
     from .engine import generate as engine
     from .outputs.naming import next_prefix
     from .outputs.save import save_images
 
     prefix = next_prefix(outdir)  # taken once the images exist: a cancelled run leaves no gap
-    made = replace(engine.provenance(model), used=tuple(used))
+    made = replace(engine.provenance(model), used=tuple(used), hires=first)
     return prefix, save_images(images, batches, outdir, model, made, grid, prefix=prefix)
 
 

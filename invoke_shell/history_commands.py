@@ -5,7 +5,7 @@ from __future__ import annotations
 from .command_table import CommandTable
 from .errors import ParseError, ShellError
 from .questions import confirm
-from .request import shown_value
+from .switch_values import shown_value
 
 COMMANDS = CommandTable()
 command = COMMANDS.command

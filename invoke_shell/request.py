@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import re
 import shlex
-import unicodedata
 from dataclasses import dataclass, fields
 from functools import cached_property
 
 from .errors import ParseError
 from .prompt_extras import PromptExtras, extract
-from .switches import BY_DEST, BY_SPELLING, SEED_LIMIT, SWITCHES, UNSUPPORTED, Switch, unsupported_message
+from .fnformat import file_name
+from .switch_values import check_printable, check_size, check_value, convert, shown_value
+from .switches import BY_DEST, BY_SPELLING, SWITCHES, UNSUPPORTED, Switch, unsupported_message
 
 MAX_PROMPT_CHARS = 2000
 REFINER_START = 0.8  # --refiner_start's default: the base runs the first 80% of the schedule
-# Stable Diffusion's VAE decoder holds about this much per output pixel at its peak in float32 (measured:
-# 3.9 kB at 512 x 512); the refusal of a too-large size says what the size would need
-DECODE_BYTES_PER_PIXEL = 4000
-ASSUMED_SIDE = 512  # a side not given, for that estimate
+OUTCROP_STRENGTH = 0.9  # -f's default when outcropping: 2.3 painted the new area at 0.9 whatever -f said
+EMBIGGEN_STRENGTH = 0.4  # -f's default with --embiggen: 2.3's --embiggen_strength default, each tile's strength
+HIRES_STRENGTH = 0.75  # --hires_strength's default: InvokeAI 2.3 refined at -f's default, 0.75
 _SWITCH_START = re.compile(r"\s--?[A-Za-z]")
 _LOOKS_LIKE_SWITCH = re.compile(r"--?[A-Za-z]")
 _BACK_REFERENCE = re.compile(r"-[1-9][0-9]*")
@@ -42,6 +42,8 @@ class Defaults:
     width: int | None = None   # None: the model's native size, or the init image's own size
     height: int | None = None
     fit: bool = False
+    grid: bool = False         # the launch --grid: a grid for every command of several images (-i: not this one)
+    fnformat: str | None = None  # the launch --fnformat
     precision: str = "auto"    # the launch --precision; a line's --precision overrides it for that line
 
 
@@ -64,6 +66,7 @@ class GenerationRequest:
     compensate_steps: bool = False  # img2img: -s counts the steps run from the init image
     iterations: int | None = None  # None: one image
     grid: bool = False
+    individual: bool = False       # no grid for this command (a launch --grid)
     variation_amount: float | None = None
     with_variations: tuple[tuple[int, float], ...] | None = None  # ((sub-seed, weight), ...)
     save_intermediates: int | None = None
@@ -73,7 +76,30 @@ class GenerationRequest:
     clip_skip: int | None = None   # None: 1, the text encoder's last layer
     refiner: str | None = None     # SDXL: a refiner model for the end of the schedule
     refiner_start: float | None = None  # set whenever refiner is (0.8 unless given)
+    outcrop: tuple[tuple[str, int], ...] | None = None  # outpainting: ((side, pixels), ...)
+    out_direction: tuple[str, int | None] | None = None  # 2.3's older outpainting: (side, pixels or None: half)
+    force_outpaint: bool = False   # outpaint the init image's transparent areas
+    seam_size: int | None = None   # outpainting's seam switches; None: 2.3's defaults scaled to the model
+    seam_blur: int | None = None
+    seam_strength: float | None = None
+    seam_steps: int | None = None
+    tile_size: int | None = None
+    embiggen: tuple[float, ...] | None = None  # (scale[, upscale strength[, overlap]])
+    embiggen_tiles: tuple[int, ...] | None = None  # refine only these tiles
+    embiggen_strength: float | None = None  # each tile's strength (None: -f)
+    init_color: str | None = None  # match the result's colours to this image
+    karras_max: int | None = None  # InvokeAI 2.3's: Karras sigmas below this many steps
+    perlin: float | None = None    # InvokeAI 2.3's Perlin noise mix
+    threshold: float | None = None  # InvokeAI 2.3's latent thresholding
+    h_symmetry_time_pct: float | None = None  # mirror left onto right at this fraction of the run
+    v_symmetry_time_pct: float | None = None  # mirror top onto bottom
+    hires_fix: bool = False        # two passes: the model's size first, then enlarged and refined
+    hires_strength: float | None = None  # set whenever hires_fix is (0.75 unless given)
+    hires_method: str | None = None      # set whenever hires_fix is ("latent" unless given)
+    seamless: bool = False         # the picture tiles (circular padding)
+    seamless_axes: tuple[str, ...] | None = None  # set whenever seamless is: ("x",), ("y",) or ("x", "y")
     outdir: str | None = None      # None: the session's output folder
+    fnformat: str | None = None    # None: {prefix}.{seed}.png
     png_compression: int | None = None  # None: zlib's level 6
     precision: str | None = None   # None: the session's --precision
 
@@ -103,6 +129,44 @@ class GenerationRequest:
         if self.refiner is not None and (self.init_img is not None or self.strip or self.save_intermediates):
             raise ParseError("--refiner runs after a txt2img schedule; not with -I/--init_img, --strip or "
                              "--save_intermediates yet")
+        if (self.hires_strength is None or self.hires_method is None) != (not self.hires_fix):
+            raise ParseError("--hires_fix needs --hires_strength and --hires_method (the parser sets them)")
+        if self.hires_fix and self.init_img is not None:
+            raise ParseError("--hires_fix makes its first picture from the prompt; to enlarge and refine an "
+                             "existing picture, give -I/--init_img with -W/-H instead")
+        if self.hires_fix and (self.refiner is not None or self.strip or self.save_intermediates):
+            raise ParseError("--hires_fix runs two passes; not with --refiner, --strip or --save_intermediates yet")
+        outpainting = self.outcrop is not None or self.out_direction is not None or self.force_outpaint
+        if outpainting and self.init_img is None:
+            raise ParseError("-c/--outcrop, -D/--out_direction and --force_outpaint paint around a picture: add "
+                             "-I/--init_img")
+        if self.outcrop is not None and self.out_direction is not None:
+            raise ParseError("-c/--outcrop and -D/--out_direction both grow the canvas: give one of them")
+        if outpainting and (self.init_mask is not None or self.invert_mask):
+            raise ParseError("outpainting paints the new area (or the transparent one); not with -M/--init_mask "
+                             "or --invert_mask")
+        seams = [f"--{name}" for name in ("seam_size", "seam_blur", "seam_strength", "seam_steps", "tile_size")
+                 if getattr(self, name) is not None]
+        if seams and not outpainting:
+            raise ParseError(f"{seams[0]} shapes outpainting: add -c/--outcrop, -D/--out_direction or "
+                             "--force_outpaint")
+        if outpainting and (self.hires_fix or self.strip or self.save_intermediates):
+            raise ParseError("outpainting runs two passes (the new area, then the seam); not with --hires_fix, "
+                             "--strip or --save_intermediates yet")
+        if (self.embiggen_tiles is not None or self.embiggen_strength is not None) and self.embiggen is None:
+            raise ParseError("--embiggen_tiles and --embiggen_strength shape --embiggen: add --embiggen SCALE")
+        if self.embiggen is not None and self.init_img is None:
+            raise ParseError("--embiggen enlarges a picture: add -I/--init_img (or run !fix on a PNG)")
+        if self.embiggen is not None and (outpainting or self.hires_fix or self.init_mask is not None
+                                          or self.strip or self.save_intermediates):
+            raise ParseError("--embiggen refines tile by tile; not with outpainting, --hires_fix, -M/--init_mask, "
+                             "--strip or --save_intermediates")
+        if self.individual and self.grid:
+            raise ParseError("-i/--individual asks for no grid and -g/--grid for one: give one of them")
+        if self.fnformat is not None:
+            file_name(self, "000001", "model")  # a placeholder it does not know is told here
+        if self.seamless_axes is not None and not self.seamless:
+            raise ParseError("--seamless_axes needs --seamless (the parser sets it)")
         if self.with_variations is not None and self.seed is None:
             raise ParseError("-V/--with_variations needs -S/--seed: the chain starts from that seed's noise")
         if self.with_variations is not None and self.variation_amount is None and (self.iterations or 1) > 1:
@@ -145,126 +209,7 @@ def check_prompt(prompt: str) -> None:
         raise ParseError('a prompt is needed before the switches, e.g. "fire" -s 10')
     if len(prompt) > MAX_PROMPT_CHARS:
         raise ParseError(f"the prompt has {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are allowed")
-    _check_printable("the prompt", prompt)
-
-
-def _check_printable(what: str, text: str) -> None:
-    for ch in text:
-        category = unicodedata.category(ch)
-        if category == "Cs":  # a lone surrogate: how Python carries a byte that is not UTF-8
-            byte = f"0x{ord(ch) - 0xDC00:02x}" if 0xDC80 <= ord(ch) <= 0xDCFF else repr(ch)
-            raise ParseError(f"{what} contains a byte that is not UTF-8 text ({byte}); save the text as UTF-8")
-        if category in ("Cc", "Zl", "Zp"):  # Zl/Zp: U+2028/9 would split lines
-            raise ParseError(f"{what} contains the control character {ch!r}; remove it")
-
-
-def shown_value(value: object, limit: int = 60) -> str:
-    """A value as an error message shows it: its repr, cut short (a pasted line can hold anything)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _memory(nbytes: int) -> str:
-    if nbytes >= 2**60:
-        return "more than 1 EiB"
-    gib = nbytes / 2**30
-    return "about " + (f"{gib / 1024:.0f} TiB" if gib >= 1024 else f"{gib:.0f} GiB" if gib >= 10 else f"{gib:.1f} GiB")
-
-
-def check_size(width: object, height: object) -> None:
-    """Refuse a width or height beyond the switch table's limit, saying what that size would need."""
-    sides = ((BY_DEST["width"], width), (BY_DEST["height"], height))
-    given = [isinstance(v, int) and not isinstance(v, bool) for _, v in sides]
-    if any(ok and v < sw.range.lo for (sw, v), ok in zip(sides, given)):
-        return  # the range check says what is wrong with that side
-    over = [sw for (sw, v), ok in zip(sides, given) if ok and v > sw.range.hi]
-    if not over:
-        return
-    (wsw, w), (hsw, h) = sides
-    w, h = (w if given[0] else ASSUMED_SIDE), (h if given[1] else ASSUMED_SIDE)
-    size = (f"{wsw.name} {shown_value(w)}" if given[0] else f"a width of {w}") + " x " + (
-        f"{hsw.name} {shown_value(h)}" if given[1] else f"a height of {h}")
-    limits = " and ".join(f"{sw.name} must be in {sw.range.describe()}" for sw in over)
-    raise ParseError(f"{size} would need {_memory(w * h * DECODE_BYTES_PER_PIXEL)} of memory to decode "
-                     f"(about 4 kB a pixel in float32); {limits}")
-
-
-def check_value(sw: Switch, value: object) -> None:
-    if sw.kind == "flag":
-        if not isinstance(value, bool):
-            raise ParseError(f"{sw.name} is a flag, got {shown_value(value)}")
-        return
-    if sw.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ParseError(f"{sw.name} expects an integer, got {shown_value(value)}")
-    if sw.kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ParseError(f"{sw.name} expects a number, got {shown_value(value)}")
-    if sw.kind in ("path", "choice", "str") and not isinstance(value, str):
-        raise ParseError(f"{sw.name} expects text, got {shown_value(value)}")
-    if sw.kind == "str" and not re.fullmatch(r"[\w.+:/-]{1,200}", value):
-        raise ParseError(f"{sw.name} expects a model name (letters, digits and . _ + : / -), got {shown_value(value)}")
-    if sw.kind == "variations":
-        if not isinstance(value, tuple) or not value:
-            raise ParseError(f"{sw.name} expects seed:weight pairs, got {shown_value(value)}")
-        for pair in value:
-            if (not isinstance(pair, tuple) or len(pair) != 2 or isinstance(pair[0], bool)
-                    or not isinstance(pair[0], int) or not isinstance(pair[1], float)):
-                raise ParseError(f"{sw.name} expects seed:weight pairs, got {shown_value(pair)}")
-            if not 0 <= pair[0] < SEED_LIMIT:
-                raise ParseError(f"{sw.name}: seeds must be in [0, 2^32), got {shown_value(pair[0])}")
-            if not 0 <= pair[1] <= 1:  # also false for nan
-                raise ParseError(f"{sw.name}: weights must be in [0, 1], got {shown_value(pair[1])}")
-        return
-    if sw.dest == "seed":
-        if value >= SEED_LIMIT:
-            raise ParseError(f"{sw.name} must be in [0, 2^32) or a negative back-reference, got {shown_value(value)}")
-        return
-    if sw.range is not None and not sw.range.contains(value):
-        raise ParseError(f"{sw.name} must be in {sw.range.describe()}, got {shown_value(value)}")
-    if sw.choices and value not in sw.choices:
-        raise ParseError(f"{sw.name} must be one of {', '.join(sw.choices)}; got {shown_value(value)}")
-    if sw.kind == "path":
-        if not value.strip():
-            raise ParseError(f"{sw.name} needs a path, got an empty one")
-        _check_printable(f"the {sw.name} path", value)
-
-
-def _convert(sw: Switch, text: str) -> object:
-    if sw.kind == "int":
-        try:
-            return int(text, 10)
-        except ValueError:
-            raise ParseError(f"{sw.name} expects an integer, got {shown_value(text)}") from None
-    if sw.kind == "float":
-        try:
-            return float(text)
-        except ValueError:
-            raise ParseError(f"{sw.name} expects a number, got {shown_value(text)}") from None
-    if sw.kind == "variations":
-        return parse_variations(sw, text)
-    if sw.kind == "choice":
-        lowered = dict(sw.synonyms).get(text.lower(), text.lower())
-        if lowered not in sw.choices:
-            raise ParseError(f"{sw.name} must be one of {', '.join(sw.choices)}; got {shown_value(text)}")
-        return lowered
-    return text
-
-
-def parse_variations(sw: Switch, text: str) -> tuple[tuple[int, float], ...]:
-    """`seed:weight,seed:weight` (InvokeAI 2.3), the older `seed,weight;seed,weight` that real images carry, or
-    `seed,weight,seed,weight` (as 2.3's variations page writes a chain)."""
-    items = text.split(",")
-    if ":" not in text and ";" not in text and len(items) > 2 and len(items) % 2 == 0:
-        pairs = [items[i:i + 2] for i in range(0, len(items), 2)]  # 2.3's docs: -V3647897225,0.1,1614299449,0.1
-    elif ":" in text or ";" not in text and text.count(",") != 1:
-        pairs = [p.split(":") for p in text.split(",")]
-    else:
-        pairs = [p.split(",") for p in text.split(";")]
-    try:
-        if any(len(p) != 2 for p in pairs):
-            raise ValueError
-        return tuple((int(seed, 10), float(weight)) for seed, weight in pairs)
-    except ValueError:
-        raise ParseError(f"{sw.name} expects seed:weight,seed:weight, got {shown_value(text)}") from None
+    check_printable("the prompt", prompt)
 
 
 def split_prompt(line: str) -> tuple[str, list[str]]:
@@ -325,7 +270,10 @@ def parse_switches(tokens: list[str]) -> dict[str, object]:
                 raise ParseError(f"{sw.name} needs a value ({sw.metavar})")
             glued = tokens[i]
             i += 1
-        values[sw.dest] = _convert(sw, glued)
+        while sw.nargs and i < len(tokens) and not _LOOKS_LIKE_SWITCH.match(tokens[i]):
+            glued += " " + tokens[i]  # 2.3's nargs='+': the words up to the next switch
+            i += 1
+        values[sw.dest] = convert(sw, glued)
     return values
 
 
@@ -334,12 +282,27 @@ def parse(line: str, defaults: Defaults = Defaults()) -> GenerationRequest:
     prompt, tokens = split_prompt(line)
     check_prompt(prompt)  # a line of switches alone (or a lone `-`) is told it lacks a prompt first
     values = parse_switches(tokens)
-    for name in ("steps", "cfg_scale", "sampler", "width", "height", "fit"):
+    for name in ("steps", "cfg_scale", "sampler", "width", "height", "fit", "fnformat"):
         values.setdefault(name, getattr(defaults, name))
+    if not values.get("individual"):
+        values.setdefault("grid", defaults.grid)
+    if values.get("init_img") is not None and (values.get("outcrop") or values.get("out_direction")):
+        values.setdefault("strength", OUTCROP_STRENGTH)
+    if values.get("init_img") is not None and values.get("embiggen"):
+        values.setdefault("strength", EMBIGGEN_STRENGTH)
     if values.get("init_img") is not None:
         values.setdefault("strength", defaults.strength)
     if values.get("refiner") is not None:
         values.setdefault("refiner_start", REFINER_START)
+    if values.get("hires_strength") is not None or values.get("hires_method") is not None:
+        values["hires_fix"] = True
+    if values.get("hires_fix"):
+        values.setdefault("hires_strength", HIRES_STRENGTH)
+        values.setdefault("hires_method", BY_DEST["hires_method"].choices[0])
+    if values.get("seamless_axes") is not None:
+        values["seamless"] = True
+    if values.get("seamless"):
+        values.setdefault("seamless_axes", BY_DEST["seamless_axes"].choices)
     return GenerationRequest(prompt=prompt, **values)
 
 
@@ -354,6 +317,14 @@ def _format(sw: Switch, value: object) -> str:
         return f"{sw.canonical} {value!r}"
     if sw.kind == "variations":
         return f"{sw.canonical} " + ",".join(f"{seed}:{weight!r}" for seed, weight in value)
+    if sw.kind == "axes":
+        return f"{sw.canonical} " + ",".join(value)
+    if sw.kind == "outcrop":
+        return f"{sw.canonical} " + " ".join(f"{side} {pixels}" for side, pixels in value)
+    if sw.kind in ("floats", "ints"):
+        return f"{sw.canonical} " + " ".join(repr(v) for v in value)
+    if sw.kind == "direction":
+        return f"{sw.canonical} " + " ".join(str(v) for v in value if v is not None)
     text = str(value)
     if sw.kind == "path" and _LOOKS_LIKE_SWITCH.match(text):
         return f"{sw.long[0]}={shlex.quote(text)}"  # a path that starts like a switch

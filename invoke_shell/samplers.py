@@ -123,3 +123,21 @@ def from_a1111(text: str, schedule: str | None) -> str | None:
 def from_comfyui(sampler_name: str, scheduler: str | None) -> str | None:
     """Ours for ComfyUI's sampler_name and scheduler (`normal` when absent)."""
     return FROM_COMFYUI.get((sampler_name, scheduler or "normal"))
+
+
+def karras_twin(name: str) -> str | None:
+    """The entry with Karras sigmas that is `name` otherwise (`k_lms` -> `lms_k`); None when it has none or is
+    one."""
+    entry = BY_NAME[name]
+    if entry.karras or entry.invokeai3 is None:
+        return None
+    twin = BY_NAME.get(f"{entry.invokeai3}_k")
+    return twin.name if twin is not None else None
+
+
+def with_karras_max(name: str, steps: int, karras_max: int | None) -> str:
+    """InvokeAI 2.3's --karras_max N: below N steps its k-diffusion samplers ran with Karras sigmas. Here: the
+    sampler's Karras twin when it has one and steps < N, else the sampler itself."""
+    if karras_max is None or steps >= karras_max:
+        return name
+    return karras_twin(name) or name

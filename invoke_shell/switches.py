@@ -14,6 +14,9 @@ from .samplers import NAMES, SYNONYMS
 SAMPLERS = NAMES  # from the sampler table (samplers.py)
 SEED_LIMIT = 2**32
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+SEAMLESS_AXES = ("x", "y")
+HIRES_METHODS = ("latent", "lanczos")
+OUTCROP_SIDES = ("top", "bottom", "left", "right")
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ class Range:
 
 @dataclass(frozen=True)
 class Switch:
-    """One switch. `kind` is int, float, str, path, choice or flag; `launch` marks the switches that
+    """One switch. `kind` is int, float, str, path, choice, flag, variations (a -V chain) or axes (a
+    comma-separated subset of `choices`); `launch` marks the switches that
     also set a session default when given to `invoke-shell` itself."""
 
     dest: str
@@ -55,6 +59,7 @@ class Switch:
     launch: bool = False
     completes: str = ""  # what the completer offers for the value ("image", "dir", "seed"); choices: those
     synonyms: tuple[tuple[str, str], ...] = ()  # (another name, the choice it means), e.g. InvokeAI 3's samplers
+    nargs: bool = False  # takes several words (`-c top 64 left 32`), up to the next switch, as 2.3's nargs='+'
 
     @property
     def name(self) -> str:
@@ -103,7 +108,9 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("iterations", ("-n",), ("--iterations",), "int",
            "images to make; with -S S, image k (from 0) has seed S+k; without -S, random seeds", "N",
            range=Range(1, 64)),
-    Switch("grid", ("-g",), ("--grid",), "flag", "also save the -n images as one grid PNG"),
+    Switch("grid", ("-g",), ("--grid",), "flag", "also save the -n images as one grid PNG", launch=True),
+    Switch("individual", ("-i",), ("--individual",), "flag",
+           "no grid for this command, when the shell was started with --grid (the images are always saved)"),
     Switch("variation_amount", ("-v",), ("--variation_amount",), "float",
            "make variations of the seed: mix this much of a sub-seed's noise into it (with -S the sub-seeds "
            "follow from the command)", "AMOUNT",
@@ -128,7 +135,71 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("refiner_start", (), ("--refiner_start",), "float",
            "SDXL with --refiner: the fraction of the schedule after which the refiner takes over; default 0.8", "F",
            range=Range(0, 1, lo_open=True, hi_open=True)),
+    Switch("outcrop", ("-c",), ("--outcrop",), "outcrop",
+           "outpaint: grow the -I picture's canvas by N pixels on each side named (top, bottom, left, right; "
+           "several at once) and paint the new area", "SIDE N", choices=OUTCROP_SIDES, nargs=True),
+    Switch("out_direction", ("-D",), ("--out_direction",), "direction",
+           "outpaint (2.3's older form): grow the -I picture towards one side, by N pixels or half the picture",
+           "SIDE [N]", choices=OUTCROP_SIDES, nargs=True),
+    Switch("force_outpaint", (), ("--force_outpaint",), "flag",
+           "outpaint the -I picture's transparent areas: fill them from the picture, paint them, repaint the seam"),
+    Switch("seam_size", (), ("--seam_size",), "int",
+           "outpainting: width of the band repainted along the seam; default 96 at 512 px, scaled to the model",
+           "N", range=Range(1, 1024)),
+    Switch("seam_blur", (), ("--seam_blur",), "int",
+           "outpainting: how many pixels the repainted seam is blended over; default 16 at 512 px", "N",
+           range=Range(1, 256)),
+    Switch("seam_strength", (), ("--seam_strength",), "float",
+           "outpainting: img2img strength of the seam's repaint; default 0.7", "F", range=Range(0, 1, lo_open=True)),
+    Switch("seam_steps", (), ("--seam_steps",), "int", "outpainting: steps of the seam's repaint; default 10", "N",
+           range=Range(1, 1000)),
+    Switch("tile_size", (), ("--tile_size",), "int",
+           "outpainting: size of the squares cut from the picture to fill the new area; default 32 at 512 px", "N",
+           range=Range(1, 512)),
+    Switch("embiggen", (), ("--embiggen", "-embiggen"), "floats",
+           "enlarge the -I picture SCALE times, then refine it tile by tile at the model's size (or -W x -H): "
+           "SCALE [UPSCALE_STRENGTH] [OVERLAP], as 2.3: 2.5 0.75 0.25", "SCALE [S] [O]", nargs=True),
+    Switch("embiggen_tiles", (), ("--embiggen_tiles", "-embiggen_tiles"), "ints",
+           "--embiggen: refine only these tiles (from 1, left to right, top to bottom)", "N ...", nargs=True),
+    Switch("embiggen_strength", (), ("--embiggen_strength",), "float",
+           "--embiggen: the img2img strength of each tile; default -f, which defaults to 0.4 with --embiggen", "F",
+           range=Range(0, 1, lo_open=True)),
+    Switch("init_color", (), ("--init_color",), "path",
+           "match the result's colours to this image's (their histograms in LAB), as InvokeAI 2.3 did", "IMAGE",
+           completes="image"),
+    Switch("karras_max", (), ("--karras_max",), "int",
+           "InvokeAI 2.3's: with fewer steps than N, a sampler that has a Karras twin runs with Karras sigmas "
+           "(k_lms as lms_k)", "N", range=Range(1, 1000)),
+    Switch("perlin", (), ("--perlin",), "float",
+           "mix this much Perlin noise into the seed's noise (InvokeAI 2.3's): smoother, larger shapes", "F",
+           range=Range(0, 1, lo_open=True)),
+    Switch("threshold", (), ("--threshold",), "float",
+           "latent thresholding (InvokeAI 2.3's): after each step, values beyond +-T are redrawn below it, "
+           "looser over the first 20% of the run; tames high -C scales", "T", range=Range(0, 100, lo_open=True)),
+    Switch("h_symmetry_time_pct", (), ("--h_symmetry_time_pct",), "float",
+           "at this fraction of the run, mirror the left half onto the right: a left-right symmetric picture",
+           "F", range=Range(0, 1, lo_open=True)),
+    Switch("v_symmetry_time_pct", (), ("--v_symmetry_time_pct",), "float",
+           "at this fraction of the run, mirror the top half onto the bottom: a top-bottom symmetric picture",
+           "F", range=Range(0, 1, lo_open=True)),
+    Switch("hires_fix", (), ("--hires_fix",), "flag",
+           "a picture larger than the model's size: make it at the model's size first, then enlarge it to W x H "
+           "and refine it (img2img at --hires_strength), as InvokeAI 2.3 did, so nothing comes out doubled"),
+    Switch("hires_strength", (), ("--hires_strength",), "float",
+           "--hires_fix: the refinement's img2img strength; default 0.75 (implies --hires_fix)", "F",
+           range=Range(0, 1, lo_open=True)),
+    Switch("hires_method", (), ("--hires_method",), "choice",
+           "--hires_fix: how the first picture is enlarged: latent (its latents, bilinear: 2.3's way; the "
+           "default) or lanczos (the picture); implies --hires_fix", "METHOD", choices=HIRES_METHODS),
+    Switch("seamless", (), ("--seamless",), "flag",
+           "make a picture that tiles: its opposite edges continue each other (both axes unless --seamless_axes)"),
+    Switch("seamless_axes", (), ("--seamless_axes",), "axes",
+           "the axes --seamless tiles along: x (left/right), y (top/bottom) or x,y; implies --seamless", "AXES",
+           choices=SEAMLESS_AXES),
     Switch("outdir", ("-o",), ("--outdir",), "path", "output folder for this command", "DIR", completes="dir"),
+    Switch("fnformat", (), ("--fnformat",), "template",
+           "file name of each image, from placeholders: {prefix} {seed} {model_id} and any switch's long name "
+           "({steps}, {sampler}, {prompt}...); default {prefix}.{seed}.png", "TEMPLATE", launch=True),
     Switch("png_compression", ("-z",), ("--png_compression",), "int",
            "PNG compression level, 0 (none, fastest) to 9 (smallest); the pixels are the same; default 6", "N",
            range=Range(0, 9)),
@@ -143,23 +214,13 @@ BY_SPELLING: dict[str, Switch] = {spelling: s for s in SWITCHES for spelling in 
 
 # InvokeAI 2.3 switches that invoke-shell does not (yet) build: named, never silently ignored.
 UNSUPPORTED: dict[str, str] = {
-    "-i": "--individual", "--individual": "--individual",
-    "--fnformat": "--fnformat",
-    "--threshold": "--threshold", "--perlin": "--perlin", "--karras_max": "--karras_max",
-    "--h_symmetry_time_pct": "--h_symmetry_time_pct", "--v_symmetry_time_pct": "--v_symmetry_time_pct",
-    "--hires_fix": "--hires_fix",
-    "--seamless": "--seamless", "--seamless_axes": "--seamless_axes",
-    "-tm": "--text_mask", "--text_mask": "--text_mask", "--init_color": "--init_color",
+    "-tm": "--text_mask", "--text_mask": "--text_mask",
     "-r": "--inpaint_replace", "--inpaint_replace": "--inpaint_replace",
     "-G": "--facetool_strength", "--facetool_strength": "--facetool_strength",
     "--gfpgan_strength": "--gfpgan_strength", "-ft": "--facetool", "--facetool": "--facetool",
     "-cf": "--codeformer_fidelity", "--codeformer_fidelity": "--codeformer_fidelity",
     "-U": "--upscale", "--upscale": "--upscale", "-save_orig": "--save_original", "--save_original": "--save_original",
-    "-embiggen": "--embiggen", "--embiggen": "--embiggen", "--embiggen_tiles": "--embiggen_tiles",
-    "--embiggen_strength": "--embiggen_strength", "-c": "--outcrop", "--outcrop": "--outcrop",
-    "--force_outpaint": "--force_outpaint", "--seam_size": "--seam_size", "--seam_blur": "--seam_blur",
-    "--seam_strength": "--seam_strength", "--seam_steps": "--seam_steps", "--tile_size": "--tile_size",
-    "-D": "--out_direction", "--out_direction": "--out_direction", "--use_mps_noise": "--use_mps_noise",
+    "--use_mps_noise": "--use_mps_noise",
 }
 
 

@@ -16,7 +16,8 @@ from PIL import Image
 from .errors import ImageError, ParseError, ShellError
 from .outputs.fetch import NoMetadata, matching_files, read_png
 from .generation import denoise, prepare, refiner_for
-from .request import parse, parse_switches, shown_value
+from .request import parse, parse_switches
+from .switch_values import shown_value
 
 USAGE = "!verify FILE|GLOB [...] [--keep] [--precision TYPE]"
 

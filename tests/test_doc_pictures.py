@@ -41,7 +41,7 @@ def test_doc_pictures_regenerate(tmp_path):
     report = []
     for folder in runs:
         made = sorted(p.relative_to(tmp_path / folder) for p in (tmp_path / folder).rglob("*.png"))
-        assert made == shipped and len(made) == 22
+        assert made == shipped and len(made) == 30
         for name in made:
             new, old = _pixels(tmp_path / folder / name), _pixels(ROOT / "docs" / "images" / name)
             assert new.shape == old.shape, name

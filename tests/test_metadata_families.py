@@ -85,8 +85,8 @@ CASES = [
     # InvokeAI 2.x switches we lack become notes; the rest is kept, -I/-f included
     ("invoke2 unsupported", {"Dream": "a cat -s 30 -S 42 -W 512 -H 512 -C 7.5 -I init.png -A k_lms -f 0.6 -G 0.8 "
                                       "-ft gfpgan -U 2 0.75 --seamless # model_id=sd-1.5"},
-     '"a cat" -s 30 -S 42 -W 512 -H 512 -C 7.5 -A k_lms -I init.png -f 0.6', "InvokeAI 2.x",
-     "not carried over: model: sd-1.5, -G 0.8, -ft gfpgan, -U 2 0.75, --seamless"),
+     '"a cat" -s 30 -S 42 -W 512 -H 512 -C 7.5 -A k_lms -I init.png -f 0.6 --seamless --seamless_axes x,y',
+     "InvokeAI 2.x", "not carried over: model: sd-1.5, -G 0.8, -ft gfpgan, -U 2 0.75"),
     ("invoke2 sampler", {"Dream": "a cat -s 30 -S 1 -C 7.5 -A k_dpmpp_2_a # model_id=x"},
      '"a cat" -s 30 -S 1 -C 7.5 -A k_lms', "InvokeAI 2.x",
      "not carried over: model: x, -A k_dpmpp_2_a (no such sampler here)"),
@@ -125,8 +125,8 @@ CASES = [
     ("invoke3 unmapped", {"invokeai_metadata": json.dumps({"positive_prompt": "a castle", "seed": 1, "steps": 20,
                                                            "cfg_scale": 7, "scheduler": "dpmpp_3m", "rand_device": "cuda",
                                                            "seamless_x": True})},
-     '"a castle" -s 20 -S 1 -C 7.0 -A k_lms', "InvokeAI 3+",
-     "not carried over: scheduler: dpmpp_3m (no equivalent; k_lms used), rand_device: cuda, seamless_x: true"),
+     '"a castle" -s 20 -S 1 -C 7.0 -A k_lms --seamless --seamless_axes x', "InvokeAI 3+",
+     "not carried over: scheduler: dpmpp_3m (no equivalent; k_lms used), rand_device: cuda"),
     ("a1111 negative denoise", {"parameters": "a cat, (masterpiece:1.2)\nwith a hat\nNegative prompt: dog, blurry\n"
                                               "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 965400086, Size: 512x768, "
                                               "Model hash: 45dee52b, Model: v1-5, Denoising strength: 0.7, Clip skip: 2, "

@@ -131,6 +131,35 @@ def test_inpainting_keeps_the_unmasked_area(shell, tmp_path):
     assert not np.array_equal(painted[24:40, 24:40], original[24:40, 24:40])
 
 
+def test_a_9_channel_sdxl_inpainting_model_inpaints(xl, tmp_path):
+    """An SDXL inpainting UNet (latents + mask + masked-image latents) from models.yaml: diffusers'
+    StableDiffusionXLInpaintPipeline runs it; the unmasked area is kept and the command repeats exactly."""
+    from invoke_shell.models.library import Library
+    from invoke_shell.models.manager import ModelManager
+    from invoke_shell.models.registry import load_registry
+    from invoke_shell.shell import Shell
+
+    build_tiny_xl(tmp_path / "xl-inpaint", seed=3, in_channels=9)
+    (tmp_path / "models.yaml").write_text("xli:\n  description: tiny SDXL inpainting\n  format: diffusers\n"
+                                          "  path: xl-inpaint\n  default: true\n")
+    manager = ModelManager(load_registry(str(tmp_path / "models.yaml")), device="cpu", precision="float32")
+    said: list[str] = []
+    sh = Shell(manager, outdir=str(tmp_path / "out"), say=said.append, library=Library([], []))
+    sh.said = said
+    init = tmp_path / "init.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(init)
+    mask = Image.new("L", (64, 64), 255)
+    mask.paste(0, (16, 16, 48, 48))
+    mask.save(tmp_path / "mask.png")
+    line = f'"ice" -s 4 -S 6 -I {init} -f 0.9 -M {tmp_path / "mask.png"}'
+    painted = run(sh, line)
+    assert manager.active.is_inpainting and type(manager.active.inpaint).__name__ == "StableDiffusionXLInpaintPipeline"
+    original = np.asarray(Image.open(init))
+    assert np.array_equal(painted[:6], original[:6]), "far from the mask the init image is kept"
+    assert not np.array_equal(painted[24:40, 24:40], original[24:40, 24:40])
+    assert np.array_equal(painted, run(sh, line))
+
+
 def test_batches_and_variations(shell):
     run(shell, '"fire" -s 3 -S 9 -n 2')
     assert [o.seed for o in shell.previous] == [9, 10]

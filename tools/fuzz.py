@@ -41,7 +41,7 @@ from invoke_shell.outputs.metadata import png_chunks  # noqa: E402
 from invoke_shell.outputs.provenance import Provenance  # noqa: E402
 from invoke_shell.outputs.readers import FAMILIES  # noqa: E402
 from invoke_shell.request import parse, to_command  # noqa: E402
-from invoke_shell.switches import BY_DEST, BY_SPELLING, PRECISIONS, SAMPLERS, UNSUPPORTED  # noqa: E402
+from invoke_shell.switches import BY_DEST, BY_SPELLING, HIRES_METHODS, PRECISIONS, SAMPLERS, UNSUPPORTED  # noqa: E402
 
 SPELLINGS = sorted(BY_SPELLING) + sorted(UNSUPPORTED)
 HOSTILE_VALUES = ["-1", "0", "0.7", "1.5", "nan", "-nan", "inf", "-inf", "1e999", "1e-999", "4294967296", "-3",
@@ -153,7 +153,19 @@ class Fuzzer:
                   "save_intermediates": lambda: rng.randint(1, 1000), "outdir": lambda: "out dir",
                   "clip_skip": lambda: rng.randint(1, 12), "precision": lambda: rng.choice(PRECISIONS),
                   "png_compression": lambda: rng.randint(0, 9), "refiner": lambda: rng.choice(["ref", "xl:ref"]),
-                  "refiner_start": lambda: rng.uniform(0.01, 0.99)}
+                  "refiner_start": lambda: rng.uniform(0.01, 0.99), "init_color": lambda: "ref.png",
+                  "karras_max": lambda: rng.randint(1, 1000), "perlin": lambda: rng.uniform(0.01, 1),
+                  "threshold": lambda: rng.uniform(0.01, 100), "h_symmetry_time_pct": lambda: rng.uniform(0.01, 1),
+                  "v_symmetry_time_pct": lambda: rng.uniform(0.01, 1), "hires_strength": lambda: rng.uniform(0.01, 1),
+                  "hires_method": lambda: rng.choice(HIRES_METHODS),
+                  "seamless_axes": lambda: rng.choice(["x", "y", "x,y"]),
+                  "fnformat": lambda: rng.choice(["{prefix}.{seed}.png", "{model_id}-{steps}.png", "x.png"]),
+                  "outcrop": lambda: rng.choice(["top 64", "left 8 right 16", "bottom 128 top 8"]),
+                  "out_direction": lambda: rng.choice(["top", "right 64"]), "seam_size": lambda: rng.randint(1, 1024),
+                  "seam_blur": lambda: rng.randint(1, 256), "seam_strength": lambda: rng.uniform(0.01, 1),
+                  "seam_steps": lambda: rng.randint(1, 1000), "tile_size": lambda: rng.randint(1, 512),
+                  "embiggen": lambda: rng.choice(["2", "2.5 0.75", "1.5 0.5 0.25"]),
+                  "embiggen_tiles": lambda: rng.choice(["1", "1 3 5"]), "embiggen_strength": lambda: rng.uniform(0.01, 1)}
         parts = [rng.choice(['"fire"', "fire", "'a cat [dog]'", '"a \\"quoted\\" cat"', "a red star",
                              '"a <ember> cat withLora(ring,0.5)"', "a cat <lora:x:1.5> <lora:y>", "a cat:0.5 a dog:1"])]
         for dest in rng.sample(sorted(BY_DEST), rng.randint(0, 8)):

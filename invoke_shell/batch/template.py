@@ -29,7 +29,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import ParseError, ShellError
-from ..request import Defaults, GenerationRequest, check_prompt, check_value, parse_switches, to_command
+from ..request import Defaults, GenerationRequest, check_prompt, parse_switches, to_command
+from ..switch_values import check_value
 from ..switches import BY_DEST, SWITCHES, Switch
 
 MODES = ("product", "zip")

@@ -11,11 +11,13 @@ from PIL import Image
 
 from ..errors import ImageError
 from ..request import GenerationRequest
-from . import masks
+from ..samplers import with_karras_max
+from . import masks, outpaint
 from .images import choose_size, flatten, open_image
 from .masks import Mask
 from .samplers import make_scheduler
 from .schedule import Schedule, compensated_steps, plan
+from .seamless import seamless
 
 NOISE_DEVICE = "cpu"
 
@@ -39,10 +41,14 @@ class Job:
     warnings: tuple[str, ...]
     mask: Mask | None = None         # inpainting: 255 = repaint, at the working size
     notes: tuple[str, ...] = ()      # what the user should know, not a problem
+    init_latents: object = None      # --hires_fix's second pass: (1, C, H/f, W/f) latents to start from
+    blur: int | None = None          # the paste-back edge's blur radius (None: from the size)
 
     @property
     def mode(self) -> str:
-        return "inpaint" if self.mask is not None else "img2img" if self.init_image is not None else "txt2img"
+        if self.mask is not None:
+            return "inpaint"
+        return "img2img" if self.init_image is not None or self.init_latents is not None else "txt2img"
 
 
 def prepare(request: GenerationRequest, model) -> Job:
@@ -53,8 +59,9 @@ def prepare(request: GenerationRequest, model) -> Job:
                          f"use it as --refiner {model.name} with an SDXL base model")
     image = open_image(request.init_img) if request.is_img2img else None
     mask, notes, warnings = _mask(request, image)
-    sizing = choose_size(request.width, request.height, request.fit, model.native_size, model.size_multiple,
-                         image.size if image is not None else None)
+    embiggen = request.embiggen is not None  # its -W x -H are the tiles' size: the picture keeps its own
+    sizing = choose_size(None if embiggen else request.width, None if embiggen else request.height, request.fit,
+                         model.native_size, model.size_multiple, image.size if image is not None else None)
     if image is not None:
         image = flatten(image) if mask is None else image.convert("RGB")  # inpainting keeps the colours
         if image.size != (sizing.width, sizing.height):
@@ -62,12 +69,25 @@ def prepare(request: GenerationRequest, model) -> Job:
     if mask is not None:
         mask = masks.check(mask.sized((sizing.width, sizing.height)), request.invert_mask)
     strength = request.strength if image is not None else None
+    if embiggen and request.embiggen_strength is not None:
+        strength = request.embiggen_strength
     steps = request.steps
     if request.compensate_steps and strength is not None:
         steps = compensated_steps(request.steps, strength)
-    schedule = plan(request.sampler, steps, strength, model.sampler_config)
-    resolved = replace(request, width=sizing.record_width, height=sizing.record_height)
-    return Job(resolved, schedule, sizing.width, sizing.height, image, sizing.warnings + warnings, mask, notes)
+    sampler = with_karras_max(request.sampler, steps, request.karras_max)
+    if sampler != request.sampler:
+        notes += (f"--karras_max {request.karras_max}: {steps} steps, fewer than {request.karras_max}: "
+                  f"{request.sampler} runs with Karras sigmas ({sampler})",)
+    schedule = plan(sampler, steps, strength, model.sampler_config)
+    resolved = request if embiggen else replace(request, width=sizing.record_width, height=sizing.record_height)
+    job = Job(resolved, schedule, sizing.width, sizing.height, image, sizing.warnings + warnings, mask, notes)
+    if outpaint.outpainting(request):
+        return outpaint.outpainted(job, model)
+    if embiggen:
+        from . import embiggen as tiled
+
+        return tiled.checked(job, model)
+    return job
 
 
 def _mask(request: GenerationRequest, image: Image.Image | None) -> tuple[Mask | None, tuple[str, ...], tuple[str, ...]]:
@@ -161,7 +181,7 @@ def _watch_start(pipe, on_start):
         del pipe.prepare_latents
 
 
-def run_batch(jobs: list[Job], model, on_step=None, on_start=None, refiner=None) -> list[Image.Image]:
+def run_batch(jobs: list[Job], model, on_step=None, on_start=None, refiner=None, latent: bool = False) -> list:
     """Generate several images of one command in one pass: the jobs differ only in seed and variation
     chain. Each image's noise and sampler randomness come from its own seed, so image k of a batch matches
     the same seed run alone (up to the rounding of batched matmuls).
@@ -169,23 +189,25 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None, refiner=None)
     `on_start(latents)` sees the latents before the first step, `on_step(step, latents)` the latents after
     each step actually run (step counts from 1); latents are (N, C, H/f, W/f). `refiner` (an SDXL refiner,
     with --refiner) takes the latents over at --refiner_start of the schedule (diffusers' denoising_end and
-    denoising_start)."""
+    denoising_start). `latent`: the latents (C, H/f, W/f) of each image instead of its picture."""
     import torch
 
     from . import swap as swaps
-    from .noise import variation_noise
+    from .effects import Effects
+    from .noise import variation_noise, with_perlin
     from .prompts import encode
 
     job = jobs[0]
     req = job.request
     pipe = pipeline_for(job, model)
-    pipe.scheduler = make_scheduler(req.sampler, model.sampler_config)
+    pipe.scheduler = make_scheduler(job.schedule.sampler, model.sampler_config)
     if hasattr(pipe.scheduler, "noise_sampler_seed"):  # DPM++ SDE: each image's Brownian noise from its seed
         pipe.scheduler.noise_sampler_seed = [j.request.seed for j in jobs]
     sf = pipe.vae_scale_factor
     shape = (pipe.vae.config.latent_channels, job.height // sf, job.width // sf)
     # (N, 4, H/f, W/f), float32 on the CPU whatever the device and precision
-    noise = torch.stack([variation_noise(j.request.seed, j.request.with_variations or (), shape) for j in jobs])
+    noise = torch.stack([with_perlin(variation_noise(j.request.seed, j.request.with_variations or (), shape),
+                                     j.request.seed, req.perlin) for j in jobs])
     generators = [torch.Generator(NOISE_DEVICE).manual_seed(j.request.seed) for j in jobs]
     # without guidance (-C 1) diffusers never reads the negative embeddings: don't compute them
     guided = req.cfg_scale > 1
@@ -195,19 +217,29 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None, refiner=None)
     swap = swaps.plan(encoded.swap, positive.shape[1], guided) if encoded.swap is not None else None
     common = dict(**encoded.pipeline_kwargs(), num_inference_steps=job.schedule.steps, guidance_scale=req.cfg_scale,
                   generator=generators, num_images_per_prompt=len(jobs))
-    if on_step is not None:
+    if latent:
+        common["output_type"] = "latent"
+    effects = Effects(req, [j.request.seed for j in jobs])
+    if on_step is not None or effects.active:
         steps_done = []
         last_call = job.schedule.model_calls - 1
 
         def callback(pipeline, index, timestep, tensors):
             # a second-order sampler's last step has no corrector call: it ends with the run
-            if step_completed(pipeline.scheduler) or index == last_call:
-                steps_done.append(index)
-                on_step(len(steps_done), tensors["latents"])
-            return {}
+            if not (step_completed(pipeline.scheduler) or index == last_call):
+                return {}
+            steps_done.append(index)
+            latents = tensors["latents"]
+            if effects.active:
+                latents = effects.after_step(len(steps_done), job.schedule.steps_run, latents)
+            if on_step is not None:
+                on_step(len(steps_done), latents)
+            return {"latents": latents} if effects.active else {}
 
         common["callback_on_step_end"] = callback
-    with torch.inference_mode(), _watch_start(pipe, on_start), swaps.swapping(pipe.unet, swap, job.schedule.model_calls):
+    tiled = [pipe.unet, pipe.vae] + ([refiner.img2img.unet, refiner.img2img.vae] if refiner is not None else [])
+    with torch.inference_mode(), _watch_start(pipe, on_start), swaps.swapping(pipe.unet, swap, job.schedule.model_calls), \
+            seamless(tiled, req.seamless_axes):
         if pipe is model.inpaint:
             # an inpainting (9-channel) model runs every command here: txt2img repaints a blank picture
             blank = job.init_image is None
@@ -216,10 +248,10 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None, refiner=None)
             with _supplied_noise(pipe, noise):
                 out = pipe(image=image, mask_image=mask, strength=1.0 if blank else req.strength,
                            height=job.height, width=job.width, **common)
-        elif job.init_image is not None:
+        elif job.mode == "img2img":
             with _supplied_noise(pipe, noise):
-                out = pipe(image=init_latents(pipe, job.init_image, generators, positive.dtype),
-                           strength=req.strength, **common)
+                out = pipe(image=start_latents(pipe, jobs, generators, positive.dtype),
+                           strength=job.schedule.strength, **common)
         elif refiner is not None:
             latents = pipe(height=job.height, width=job.width, latents=noise.to(pipe.unet.device, pipe.unet.dtype),
                            denoising_end=req.refiner_start, output_type="latent", **common).images
@@ -228,6 +260,8 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None, refiner=None)
             out = pipe(height=job.height, width=job.width, latents=noise.to(pipe.unet.device, pipe.unet.dtype),
                        **common)
     images = out.images
+    if latent:
+        return list(images)
     if job.mask is not None:
         images = [paste_back(pipe, job, image) for image in images]
     return images
@@ -240,7 +274,7 @@ def refine(refiner, latents, job: Job, generators, callback=None):
 
     req = job.request
     pipe = refiner.img2img
-    pipe.scheduler = make_scheduler(req.sampler, refiner.sampler_config)
+    pipe.scheduler = make_scheduler(job.schedule.sampler, refiner.sampler_config)
     encoded = encode(refiner, req.positive_prompt, req.negative_prompt if req.cfg_scale > 1 else None,
                      None, req.skip_normalize)
     return pipe(image=latents, denoising_start=req.refiner_start, num_inference_steps=job.schedule.steps,
@@ -248,14 +282,23 @@ def refine(refiner, latents, job: Job, generators, callback=None):
                 callback_on_step_end=callback, **encoded.pipeline_kwargs())
 
 
-def init_latents(pipe, image: Image.Image, generators, dtype):
-    """The init image encoded once, sampled with each image's generator: (N, 4, H/f, W/f), scaled. diffusers
-    would encode it once per image of the batch; this consumes each generator as diffusers does."""
+def start_latents(pipe, jobs: list[Job], generators, dtype):
+    """The scaled latents each image's img2img starts from, (N, C, H/f, W/f): its init latents (hires fix's
+    second pass), or its init image encoded (once for all the images that share it) and sampled with the
+    image's generator. diffusers would encode the image once per image of the batch; this consumes each
+    generator as diffusers does."""
     import torch
 
-    pixels = pipe.image_processor.preprocess(image).to(pipe._execution_device, dtype)  # (1, 3, H, W)
-    posterior = pipe.vae.encode(pixels).latent_dist
-    return pipe.vae.config.scaling_factor * torch.cat([posterior.sample(generator=g) for g in generators])
+    if jobs[0].init_latents is not None:
+        return torch.cat([job.init_latents for job in jobs]).to(pipe._execution_device, dtype)
+    posteriors = {}
+    samples = []
+    for job, generator in zip(jobs, generators):
+        if id(job.init_image) not in posteriors:
+            pixels = pipe.image_processor.preprocess(job.init_image).to(pipe._execution_device, dtype)  # (1, 3, H, W)
+            posteriors[id(job.init_image)] = pipe.vae.encode(pixels).latent_dist
+        samples.append(posteriors[id(job.init_image)].sample(generator=generator))
+    return pipe.vae.config.scaling_factor * torch.cat(samples)
 
 
 def pipeline_for(job: Job, model):
@@ -263,7 +306,7 @@ def pipeline_for(job: Job, model):
     re-noised init latents outside the mask at each step for an ordinary 4-channel model)."""
     if job.mask is not None or model.is_inpainting:
         return model.inpaint
-    return model.img2img if job.init_image is not None else model.txt2img
+    return model.img2img if job.mode == "img2img" else model.txt2img
 
 
 def mask_blur(width: int, height: int) -> int:
@@ -274,6 +317,6 @@ def mask_blur(width: int, height: int) -> int:
 def paste_back(pipe, job: Job, image: Image.Image) -> Image.Image:
     """Keep the init image's pixels outside the mask, through a slightly blurred edge so no seam shows.
     Pixels further than about 3 blur radii from the mask keep the original exactly."""
-    radius = mask_blur(job.width, job.height)
+    radius = job.blur if job.blur is not None else mask_blur(job.width, job.height)
     edge = pipe.mask_processor.blur(job.mask.image, blur_factor=radius)
     return pipe.image_processor.apply_overlay(edge, job.init_image, image)

@@ -30,3 +30,45 @@ def variation_noise(seed: int, chain: tuple[tuple[int, float], ...], shape: tupl
     for sub_seed, weight in chain:
         noise = slerp(weight, noise, seed_noise(sub_seed, shape))
     return noise
+
+
+PERLIN_CELLS = 8  # InvokeAI 2.3's rand_perlin_2d(shape, (8, 8)): 8 x 8 gradient cells over the latent grid
+
+
+def perlin_noise(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Perlin (gradient) noise for one image, (C, H/f, W/f), one plane per channel, from `seed` (a generator of
+    its own, so the seed's Gaussian noise is the same with or without it): 8 x 8 random unit gradients on a
+    grid over the plane, blended with Perlin's fade curve; about in [-1, 1]."""
+    import math
+
+    channels, height, width = shape
+    generator = torch.Generator("cpu").manual_seed(seed)
+    ys = torch.linspace(0, PERLIN_CELLS, height + 1, dtype=torch.float64)[:-1]
+    xs = torch.linspace(0, PERLIN_CELLS, width + 1, dtype=torch.float64)[:-1]
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    y0, x0 = y.floor().long(), x.floor().long()
+    fy, fx = y - y0, x - x0
+
+    def fade(t):
+        return 6 * t**5 - 15 * t**4 + 10 * t**3
+
+    planes = []
+    for _ in range(channels):
+        angles = 2 * math.pi * torch.rand((PERLIN_CELLS + 1, PERLIN_CELLS + 1), generator=generator,
+                                          dtype=torch.float64)
+        gx, gy = torch.cos(angles), torch.sin(angles)
+
+        def dot(dy, dx):
+            return gx[y0 + dy, x0 + dx] * (fx - dx) + gy[y0 + dy, x0 + dx] * (fy - dy)
+
+        top = torch.lerp(dot(0, 0), dot(0, 1), fade(fx))
+        bottom = torch.lerp(dot(1, 0), dot(1, 1), fade(fx))
+        planes.append(math.sqrt(2) * torch.lerp(top, bottom, fade(fy)))
+    return torch.stack(planes).to(torch.float32)
+
+
+def with_perlin(noise: torch.Tensor, seed: int, amount: float | None) -> torch.Tensor:
+    """InvokeAI 2.3's --perlin: (1 - amount) x the seed's noise + amount x Perlin noise."""
+    if not amount:
+        return noise
+    return (1 - amount) * noise + amount * perlin_noise(seed, tuple(noise.shape))

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 
 from ..atomic import write_atomic
 from ..errors import ImageError, ParseError, ShellError
-from ..request import parse, shown_value, to_command
+from ..request import parse, to_command
+from ..switch_values import shown_value
 from .metadata import file_sha256
 from .pngio import read_text_chunks
 from .provenance import Provenance, recorded, recorded_model, recorded_weights

@@ -35,6 +35,7 @@ class Provenance:
     app: str = __version__
     used: tuple[Used, ...] = ()  # the LoRA and embedding files the command ran with (names, weights, hashes)
     family: str = ""             # the model family (sd1, sdxl, ...): SDXL also records its size conditioning
+    hires: tuple[int, int, int] | None = None  # --hires_fix's first pass: (width, height, steps)
 
     @classmethod
     def here(cls, precision: str, device: str, noise_device: str) -> Provenance:
@@ -48,6 +49,8 @@ class Provenance:
                         "sha256": u.sha256, "short_hash": u.short_hash} for u in self.used if u.kind == kind]
             if entries:
                 found[key] = entries
+        if self.hires is not None:
+            found["hires"] = dict(zip(("first_width", "first_height", "first_steps"), self.hires))
         return found
 
     def version_text(self) -> str:

@@ -8,6 +8,7 @@ import os
 
 from PIL import Image
 
+from ..fnformat import file_name
 from ..request import to_command
 from .log import append_log
 from .metadata import Batch, png_chunks
@@ -32,7 +33,8 @@ def image_name(request) -> str:
 
 def save_images(images, batches, outdir: str, model, made: Provenance, grid_request=None, prefix: str | None = None
                 ) -> list[tuple[str, str]]:
-    """Write each image of one command as `<prefix>.<seed>.png` (a variation: its sub-seed), plus a grid
+    """Write each image of one command as `<prefix>.<seed>.png` (a variation: its sub-seed; --fnformat: its
+    template), plus a grid
     `<prefix>.<first seed>.grid.png` when `grid_request` is given. `batches` are the command's jobs as they
     went through the model together; `made` is what they were made with. Returns [(path, canonical command)]."""
     prefix = prefix or next_prefix(outdir)
@@ -50,7 +52,9 @@ def save_images(images, batches, outdir: str, model, made: Provenance, grid_requ
                             made=made, mask_source=job.mask.source if job.mask is not None else None,
                             batch=Batch(together, index) if len(together) > 1 else None)
         metas.append({k: v for k, v in json.loads(chunks["sd-metadata"])["image"].items() if k != "batch"})
-        path = _free_name(outdir, f"{prefix}.{image_name(request)}")
+        stem = file_name(request, prefix, model.name)[: -len(".png")] if request.fnformat else \
+            f"{prefix}.{image_name(request)}"
+        path = _free_name(outdir, stem)
         write_png(path, image, chunks, request.png_compression)
         append_log(outdir, path, command)
         saved.append((path, command))

@@ -10,7 +10,9 @@ from ...errors import ParseError
 from ...prompt_extras import is_lora
 from ...request import GenerationRequest
 from ...samplers import BY_NAME, FROM_A1111, a1111_name, from_a1111
-from .common import MAX_TEXT_CHARS, Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets
+from ...switches import SEAMLESS_AXES
+from .common import (MAX_TEXT_CHARS, Found, as_float, as_int, command_of, map_sampler, one_line, plain_brackets,
+                     seamless_axes_of)
 
 # A1111's own regex (modules/infotext_utils.py): `Key: value` or `Key: "json string"`, with keys of at most
 # 80 characters: unbounded, a long line without a colon takes quadratic time (a 64 kB line: 45 s)
@@ -120,6 +122,8 @@ def _settings(params: dict[str, str], found: Found) -> None:
             continue
         elif key == "Clip skip":
             found.clip_skip = as_int(value, "Clip skip")
+        elif key == "Tiling" and value == "True":  # A1111 tiles along both axes
+            found.switches.update(seamless_axes_of(True, True))
         elif key == "Model":
             found.note("Model", value)
         elif key == "Model hash" and "Model" not in params:
@@ -175,6 +179,8 @@ def parameters_text(request: GenerationRequest, *, model_name: str, model_hash: 
     params += [("Model hash", model_hash[:10]), ("Model", model_name)]
     if request.clip_skip:
         params.append(("Clip skip", str(request.clip_skip)))
+    if request.seamless_axes == SEAMLESS_AXES:  # A1111's tiling is both axes; one axis stays in Dream
+        params.append(("Tiling", "True"))
     for kind, key in (("lora", "Lora hashes"), ("embedding", "TI hashes")):
         hashes = ", ".join(f"{u.name}: {u.short_hash}" for u in used if u.kind == kind)
         if hashes:

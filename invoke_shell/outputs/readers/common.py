@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ...errors import ParseError
 from ...request import Defaults, GenerationRequest, parse, to_command
-from ...switches import SAMPLERS, SEED_LIMIT
+from ...switches import SAMPLERS, SEAMLESS_AXES, SEED_LIMIT
 
 MAX_JSON_CHARS = 4_000_000   # Pillow already caps one text chunk; this bounds what json.loads sees
 MAX_TEXT_CHARS = 20_000      # any single string we read (prompts are checked again against 2000)
@@ -43,6 +43,7 @@ class Found:
     invert_mask: bool = False
     with_variations: tuple[tuple[int, float], ...] | None = None
     clip_skip: int | None = None  # A1111's count: 1 = the last layer
+    switches: dict = field(default_factory=dict)  # the image tools' switches ({"seamless": True, ...})
     notes: list[str] = field(default_factory=list)
 
     def note(self, key: str, value: object = None) -> None:
@@ -56,6 +57,12 @@ class Found:
             self.seed = seed
         else:  # ComfyUI seeds go up to 2^64; ours are 32-bit, so the image cannot be reproduced
             self.note(what, f"{seed} (outside [0, 2^32): a random seed is used)")
+
+
+def seamless_axes_of(x: object, y: object) -> dict:
+    """The --seamless switches for a file's "tiles along x" and "along y" (True or anything else)."""
+    axes = tuple(axis for axis, on in zip(SEAMLESS_AXES, (x, y)) if on is True)
+    return {"seamless": True, "seamless_axes": axes} if axes else {}
 
 
 def short(value: object) -> str:
@@ -189,5 +196,5 @@ def command_of(found: Found) -> str:
         init_mask=found.init_mask if found.init_img is not None else None,
         invert_mask=found.invert_mask and found.init_img is not None,
         **({"with_variations": found.with_variations} if found.with_variations else {}),
-        **({"clip_skip": found.clip_skip} if _clip_skip(found) else {}))
+        **({"clip_skip": found.clip_skip} if _clip_skip(found) else {}), **found.switches)
     return to_command(parse(to_command(request)))

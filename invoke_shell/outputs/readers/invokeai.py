@@ -9,11 +9,11 @@ from dataclasses import replace
 
 from ...errors import ParseError
 from ...prompt_extras import is_lora
-from ...request import parse, quote_prompt, split_prompt, to_command
+from ...request import HIRES_STRENGTH, parse, quote_prompt, split_prompt, to_command
 from ...samplers import FROM_INVOKEAI3
-from ...switches import BY_SPELLING, SAMPLERS, UNSUPPORTED
+from ...switches import BY_SPELLING, HIRES_METHODS, SAMPLERS, SEAMLESS_AXES, UNSUPPORTED
 from .common import (MAX_TEXT_CHARS, Found, as_float, as_int, as_text, clip, command_of, load_json_object,
-                     map_sampler, plain_brackets)
+                     map_sampler, plain_brackets, seamless_axes_of)
 
 # ` # model_id=stable-diffusion-1.5` (and a grid's ` # [seed, ...]`) end InvokeAI 2.x Dream lines
 _TRAILER = re.compile(r"\s#\s*(?:model_id=|\[)[^\"']*$")
@@ -157,14 +157,31 @@ def from_sd_metadata(text: str) -> tuple[str, list[str], bool]:
         found.note("postprocessing", " ".join(str(p.get("tool")) for p in postprocessing[:8] if isinstance(p, dict)))
     if image.get("init_mask") and not image.get("init_img"):
         found.note("init_mask", image["init_mask"])
-    for key in ("threshold", "perlin", "facetool_strength", "inpaint_replace", "h_symmetry_time_pct",
-                "v_symmetry_time_pct", "seamless", "hires_fix", "upscale"):
+    _image_tools(image, found)
+    for key in ("facetool_strength", "inpaint_replace", "upscale"):
         if image.get(key) not in (None, 0, 0.0, False, "", []):
             found.note(key, image[key])
     model = data.get("model_id") or data.get("model_weights")
     if model and not ours:
         found.note("model", model)
     return command_of(found), found.notes, not ours
+
+
+def _image_tools(image: dict, found: Found) -> None:
+    """--seamless (2.3 lost it to a bug; this shell records it with its axes), --threshold, --perlin, the
+    symmetry switches, and --hires_fix (2.3 recorded the flag; its strength was -f's default)."""
+    if image.get("seamless") is True:
+        axes = image.get("seamless_axes")
+        axes = axes if isinstance(axes, list) and axes else list(SEAMLESS_AXES)
+        found.switches.update(seamless_axes_of("x" in axes, "y" in axes))
+    for key in ("threshold", "perlin", "h_symmetry_time_pct", "v_symmetry_time_pct"):  # 0 or None: off
+        if image.get(key) not in (None, 0, 0.0):
+            found.switches[key] = as_float(image[key], f"sd-metadata {key}")
+    if image.get("hires_fix") is True:
+        strength = image.get("hires_strength", HIRES_STRENGTH)
+        method = image.get("hires_method")
+        found.switches.update(hires_fix=True, hires_strength=as_float(strength, "sd-metadata hires_strength"),
+                              hires_method=method if method in HIRES_METHODS else HIRES_METHODS[0])
 
 
 def clip_number(value: object) -> str:
@@ -212,7 +229,8 @@ def from_invokeai3(text: str) -> tuple[str, list[str], bool]:
         found.note("rand_device", data["rand_device"])
     if data.get("clip_skip") not in (None, 0):  # InvokeAI 3 counts the layers skipped: 1 is A1111's 2
         found.clip_skip = as_int(data["clip_skip"], "clip_skip") + 1
-    for key in ("vae", "cfg_rescale_multiplier", "seamless_x", "seamless_y", "hrf_enabled",
+    found.switches.update(seamless_axes_of(data.get("seamless_x"), data.get("seamless_y")))
+    for key in ("vae", "cfg_rescale_multiplier", "hrf_enabled",
                 "refiner_model", "positive_style_prompt", "negative_style_prompt", "controlnets", "ipAdapters",
                 "t2iAdapters", "guidance"):
         if data.get(key) not in (None, 0, 0.0, False, "", [], {}):
