@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from . import __version__
+from . import __version__, root
 from .errors import ShellError
 from .request import Defaults
 from .switch_values import check_value
@@ -28,7 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(*sw.spellings, dest=sw.dest, type=convert, metavar=sw.metavar,
                                 choices=sw.choices or None, help=f"default {sw.help}")
     parser.add_argument("-o", "--outdir", default="outputs", help="folder for images, the log and history")
-    parser.add_argument("-c", "--conf", default=None,
+    parser.add_argument("--root_dir", "--root", default=None, metavar="DIR",
+                        help="an InvokeAI 2.3 root folder (or $INVOKEAI_ROOT): its invokeai.init, configs/models.yaml, "
+                             "outputs/, embeddings/ and loras/")
+    parser.add_argument("--always_use_cpu", action="store_true", help="InvokeAI 2.3's: the same as --device cpu")
+    parser.add_argument("-F", "--full_precision", action="store_true",
+                        help="InvokeAI 2.3's: the same as --precision float32")
+    parser.add_argument("-c", "--conf", "--config", default=None,
                         help="models.yaml to use (default: ./models.yaml; without one, the built-in model, and "
                              "!import_model writes ./models.yaml)")
     parser.add_argument("--model", default=None, help="model to start with (default: the yaml's default)")
@@ -71,6 +77,12 @@ def setup_logging(path: str) -> None:
     logging.captureWarnings(True)
 
 
+def remember(root_dir: str | None, manager) -> None:
+    """The model active at the end, for the next start in this 2.3 root (its .last_model)."""
+    if manager.active is not None:
+        root.remember_model(root_dir, manager.active.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .models.library import Library
     from .models.manager import ModelManager
@@ -79,12 +91,25 @@ def main(argv: list[str] | None = None) -> int:
     from .shell import Shell, interact
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        words, notes, root_dir = root.expanded(list(sys.argv[1:] if argv is None else argv), os.environ)
+    except root.LaunchError as exc:
+        print(f"invoke-shell: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(words)
+    for note in notes:
+        print(f"note: {note}")
+    if args.always_use_cpu:
+        args.device = "cpu"
+    if args.full_precision:
+        args.precision = "float32"
     try:
         defaults = launch_defaults(args)
         registry = load_registry(args.conf or "models.yaml", missing_ok=args.conf is None)
         if args.model is not None:
             registry.get(args.model)
+        elif root.last_model(root_dir) in registry.names():  # 2.3's .last_model
+            args.model = root.last_model(root_dir)
         log_path = os.path.join(args.outdir, LOG_NAME)
         try:  # only once the launch options are known good is anything written
             os.makedirs(args.outdir, exist_ok=True)
@@ -106,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if source is None:
             interact(shell, history_path=os.path.join(args.outdir, ".invoke_history"),
                      history_limit=args.history_size, vi_mode=args.edit_mode == "vi")
+            remember(root_dir, manager)
             return 0
         lines = read_command_file(source)
     except ShellError as exc:
@@ -115,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     shell.start_loading()
     tally = shell.run(lines, source="stdin" if source == "-" else source)
+    remember(root_dir, manager)
     print(f"{tally.ran} ran, {tally.failed} failed")
     return 1 if tally.failed else 0
 

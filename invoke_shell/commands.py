@@ -30,7 +30,9 @@ def _help(shell, argument: str) -> None:
                  f"4-8 steps, -C 1 to 2; elsewhere they draw mush")
     lines.append("Commands:")
     for cmd in shell.commands.unique():
-        lines.append(f"  {cmd.usage:28} {cmd.help}")
+        aliases = f" (also {', '.join(cmd.aliases)})" if cmd.aliases else ""
+        lines.append(f"  {cmd.usage:28} {cmd.help}{aliases}")
+    lines.append("  !NN                          put history entry NN on the prompt line to edit (!history lists them)")
     lines.append("  q, Ctrl-D                    leave the shell; Ctrl-C cancels a line or a running generation")
     shell.say("\n".join(lines))
 
@@ -45,10 +47,12 @@ def _fetch(shell, argument: str) -> None:
     from .errors import ParseError
     from .adapter_commands import missing_or_changed
     from .outputs.fetch import differences_line, fetch_one, fetch_to_file, split_argument
+    from .paths import in_outdir
 
     if not argument:
         raise ParseError("!fetch needs a PNG file: !fetch FILE")
     pattern, outfile = split_argument(argument)
+    pattern = in_outdir(pattern, shell.outdir)  # a bare name from the output folder, as 2.3 took it
     plain = shell.manager.plain_precision()
     if outfile is not None:  # !fetch GLOB OUTFILE: every match's command into a file for !replay
         shell.say(fetch_to_file(pattern, outfile, plain))
@@ -149,6 +153,16 @@ def _schedule(shell, argument: str) -> None:
     schedule = plan(with_karras_max(request.sampler, steps, request.karras_max), steps, strength, config)
     for line in describe(schedule, request.steps if request.compensate_steps else None):
         shell.say(line)
+
+
+@command("!dream", usage="!dream COMMAND", help="run a generation command (InvokeAI 2.x's spelling; the same as "
+                                                    "typing the command)")
+def _dream(shell, argument: str) -> None:
+    from .errors import ParseError
+
+    if not argument.strip():
+        raise ParseError('!dream needs a command: !dream "fire" -s 10')
+    shell.generate(argument)
 
 
 @command("!quit", "!exit", usage="!quit", help="leave the shell (also q or Ctrl-D)")

@@ -1,7 +1,7 @@
 """One generation command, from the parsed request to the PNGs, in numbered stages as diffusers numbers
 the stages of its pipelines. Each stage is a function of its inputs; the session hands in what it
 remembers (the previous command's images), how to get the model and how to speak. The shell's loop and the
-batch runner (through the same loop) and `!verify` (stages 3 and 5) run this code."""
+batch runner (through the same loop) and `!verify` (stages 3, 5 and 6: `prepare` and `render`) run this code."""
 
 from __future__ import annotations
 
@@ -37,31 +37,25 @@ def generate(parsed: GenerationRequest, session) -> Made:
     `library` (the LoRA and embedding folders) and `say(line)`."""
     from .engine import adapters
     from .engine import generate as engine
-    from .engine.images import open_image
+    from .paths import writable_folder
 
-    # 1. Resolve back-references and the seed
-    request = resolve(parsed, session.previous)
+    # 1. Resolve back-references, bare names of pictures in the output folder, and the seed
+    request = resolve(parsed, session.previous, parsed.outdir or session.outdir)
+    writable_folder(request.outdir or session.outdir)  # before any work: nothing is computed for nothing
     # 2. The model, in the command's precision, with the LoRAs and embeddings the prompt names (and no other)
     model = session.model(request.precision)
     used = adapters.apply(model, request.extras, session.library)
     refiner = refiner_for(request, model, session.manager)
     # 3. Prepare: each image's request, sized, with its schedule (nothing runs yet)
     jobs = prepare(request, parsed.seed is not None, model)
-    reference = open_image(request.init_color, "--init_color") if request.init_color is not None else None
     # 4. Say what will happen
     announce(request, jobs, model, session.say)
     outdir = request.outdir or session.outdir
     recorder = run_recorder(request, jobs, model)
-    # 5. Denoise and decode, batch by batch (--hires_fix: a first pass at the model's size, then the refinement)
-    jobs, first = hires_fix(request, jobs, model, session.say)
+    # 5-6. Denoise and decode, and the image tools' passes; the colours matched to --init_color
+    images, jobs, first = render(request, jobs, model, session.say, refiner, recorder)
     batches = engine.batches(jobs)
-    if request.embiggen is not None:
-        images = embiggen(jobs, model, session.say)
-    else:
-        images = denoise(batches, model, recorder, refiner)
-        images = repaint_seams(jobs, images, model)
-    # 6. Postprocess: the colours matched to --init_color; the grid
-    images = color_matched(images, reference)
+    # 6. Postprocess: the grid
     grid = grid_request(request, jobs)
     # 7. Save the PNGs (and the run's previews and strips)
     prefix, saved = save(images, batches, model, grid, outdir, used, first)
@@ -87,9 +81,11 @@ def refiner_for(request: GenerationRequest, model, manager):
     return refiner
 
 
-def resolve(request: GenerationRequest, previous: list[Output]) -> GenerationRequest:
-    """Turn back-references (-S -1, -I -1) into the previous command's seed and image, and draw a random seed
-    when none is given."""
+def resolve(request: GenerationRequest, previous: list[Output], outdir: str | None = None) -> GenerationRequest:
+    """Turn back-references (-S -1, -I -1) into the previous command's seed and image, a picture's bare name
+    not found here into the one in `outdir` (2.3's rule), and draw a random seed when none is given."""
+    from .paths import in_outdir
+
     seed = request.seed
     if request.seed_reference is not None:
         seed = _previous(previous, request.seed_reference, "-S/--seed").seed
@@ -98,7 +94,11 @@ def resolve(request: GenerationRequest, previous: list[Output]) -> GenerationReq
     init_img = request.init_img
     if request.init_img_reference is not None:
         init_img = _previous(previous, request.init_img_reference, "-I/--init_img").path
-    return replace(request, seed=seed, init_img=init_img)
+    elif init_img is not None:
+        init_img = in_outdir(init_img, outdir)
+    found = {name: in_outdir(getattr(request, name), outdir) for name in ("init_mask", "init_color")
+             if getattr(request, name) is not None}
+    return replace(request, seed=seed, init_img=init_img, **found)
 
 
 def _previous(previous: list[Output], reference: int, switch: str) -> Output:
@@ -159,10 +159,29 @@ def run_recorder(request: GenerationRequest, jobs: list, model):
                        jobs[0].schedule.steps_run, request.save_intermediates, keep_all=request.strip)
 
 
+def render(request: GenerationRequest, jobs: list, model, say: Callable[[str], None], refiner=None, recorder=None
+           ) -> tuple[list, list, tuple | None]:
+    """Stages 5 and 6 for the prepared jobs, as a command and `!verify` run them: denoise and decode batch by
+    batch (--hires_fix: its first pass at the model's size, then the refinement; --embiggen: tile by tile;
+    outpainting: then the seam), and match the colours to --init_color. (the images, the jobs as last run,
+    --hires_fix's first pass (width, height, steps) or None)."""
+    from .engine import generate as engine
+    from .engine.images import open_image
+
+    reference = open_image(request.init_color, "--init_color") if request.init_color is not None else None
+    jobs, first = hires_fix(request, jobs, model, say)
+    if request.embiggen is not None:
+        images = embiggen(jobs, model, say)
+    else:
+        images = denoise(engine.batches(jobs), model, recorder, refiner)
+        images = repaint_seams(jobs, images, model)
+    return color_matched(images, reference), jobs, first
+
+
 def hires_fix(request: GenerationRequest, jobs: list, model, say: Callable[[str], None]) -> tuple[list, tuple | None]:
     """--hires_fix: run the first pass at the model's size; (the refining jobs, (width, height, steps) of the
     first pass). Without it, or when the size asked for needs one pass: (the jobs, None)."""
-    if not request.hires_fix:
+    if not request.hires_fix or request.is_img2img:  # with -I the picture was the first pass (prepare)
         return jobs, None
     from .engine import generate as engine
     from .engine import hires

@@ -1,4 +1,4 @@
-"""The model commands: !import_model, !edit_model, !del_model.
+"""The model commands: !import_model, !edit_model, !del_model, !convert_model.
 
 Interactively they ask their questions through the prompt (defaults pre-filled); every answer can also be
 given as a switch, which is how they run inside --from_file and !replay.
@@ -92,7 +92,7 @@ def _suggest_name(path: Path, taken) -> str:
     return name
 
 
-@command("!import_model", usage="!import_model PATH", completes="model_file",
+@command("!import_model", "!import", usage="!import_model PATH", completes="model_file",
          help="add a diffusers folder or checkpoint (or every one in a folder) to models.yaml")
 def import_model(shell, argument: str) -> None:
     positional, options = _options("!import_model", argument, _TEXT | _INT | {"--default"})
@@ -128,7 +128,7 @@ def import_model(shell, argument: str) -> None:
         shell.say(f"imported {name} into {registry.source}" + (" as the default model" if make_default else ""))
 
 
-@command("!edit_model", usage="!edit_model NAME", completes="model",
+@command("!edit_model", "!edit", usage="!edit_model NAME", completes="model",
          help="change a model's stanza in models.yaml (asks for each field)")
 def edit_model(shell, argument: str) -> None:
     positional, options = _options("!edit_model", argument, _TEXT | _INT | {"--default"})
@@ -169,7 +169,7 @@ def edit_model(shell, argument: str) -> None:
         shell.say(f"edited {changes.get('name', old.name)}")
 
 
-@command("!del_model", usage="!del_model NAME", completes="model",
+@command("!del_model", "!del", usage="!del_model NAME", completes="model",
          help="remove a model from models.yaml (its files stay on disk)")
 def del_model(shell, argument: str) -> None:
     positional, options = _options("!del_model", argument, {"--yes"})
@@ -189,3 +189,52 @@ def del_model(shell, argument: str) -> None:
     updated.save()
     shell.manager.set_registry(updated)
     shell.say(f"deleted {name} from {registry.source}")
+
+
+def _keep_scheduler_defaults(scheduler, path: Path) -> None:
+    """The scheduler config as the model's own folder had it: keys it left to diffusers' defaults stay out
+    (save_pretrained writes them all, and a key written out is kept when another sampler's scheduler is made
+    from the config, where a missing one takes that scheduler's default: timestep_spacing decides the steps)."""
+    import json
+
+    saved = json.loads(scheduler.to_json_string())
+    for key in list(scheduler.config.get("_use_default_values") or ()) + ["_use_default_values"]:
+        saved.pop(key, None)
+    path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+@command("!convert_model", "!optimize_model", usage="!convert_model NAME [--dest DIR]", completes="model",
+         help="write a single-file model as a diffusers folder (float32 safetensors) and point its stanza there")
+def convert_model(shell, argument: str) -> None:
+    import shutil
+
+    positional, options = _options("!convert_model", argument, {"--dest"})
+    if len(positional) != 1:
+        raise ParseError("!convert_model needs a model name: !convert_model NAME [--dest DIR]")
+    registry = _writable_registry(shell)
+    entry = registry.get(positional[0])
+    if entry.format != "ckpt":
+        raise ModelError(f"!convert_model: {entry.name!r} is a diffusers folder already ({entry.location()})")
+    dest = Path(os.path.expanduser(options.get("--dest") or
+                                   Path(registry.source).resolve().parent / "converted" / entry.name))
+    if dest.exists():
+        raise ModelError(f"!convert_model: {dest} exists already; give --dest DIR for another folder")
+    shell.say(f"converting {entry.name} ({entry.location()}) to a diffusers folder in {dest}...")
+    pipe = shell.manager.load_apart(entry).txt2img
+    partial = dest.with_name(f".{dest.name}.converting")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        pipe.save_pretrained(partial, safe_serialization=True)
+        _keep_scheduler_defaults(pipe.scheduler, partial / "scheduler" / "scheduler_config.json")
+        os.replace(partial, dest)  # the folder appears whole, or not at all
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise ModelError(f"!convert_model: cannot write {dest} ({exc.strerror or exc})") from None
+    converted = replace(entry, format="diffusers", path=str(dest.resolve()), weights=None, config=None)
+    updated = registry.with_entry(converted, replacing=entry.name)
+    updated.save()
+    shell.manager.set_registry(updated)
+    if shell.manager.active is None or shell.manager.active.name != entry.name:
+        shell.manager.forget(entry.name)
+    shell.say(f"converted {entry.name}: its stanza in {registry.source} now names {dest} (the single file stays "
+              "where it was)")

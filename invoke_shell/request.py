@@ -131,9 +131,14 @@ class GenerationRequest:
                              "--save_intermediates yet")
         if (self.hires_strength is None or self.hires_method is None) != (not self.hires_fix):
             raise ParseError("--hires_fix needs --hires_strength and --hires_method (the parser sets them)")
-        if self.hires_fix and self.init_img is not None:
-            raise ParseError("--hires_fix makes its first picture from the prompt; to enlarge and refine an "
-                             "existing picture, give -I/--init_img with -W/-H instead")
+        if self.hires_fix and self.init_img is not None and self.strength != self.hires_strength:
+            raise ParseError(f"with -I/--init_img, --hires_fix refines the picture at --hires_strength "
+                             f"{self.hires_strength:g}, and -f/--strength says {self.strength:g}: give one of them")
+        if self.hires_fix and self.init_img is not None and self.hires_method != "lanczos":
+            raise ParseError("with -I/--init_img, --hires_fix enlarges the picture itself: --hires_method lanczos "
+                             "(latent needs a first pass made here)")
+        if self.hires_fix and (self.init_mask is not None or self.invert_mask):
+            raise ParseError("--hires_fix enlarges the whole picture; not with -M/--init_mask or --invert_mask")
         if self.hires_fix and (self.refiner is not None or self.strip or self.save_intermediates):
             raise ParseError("--hires_fix runs two passes; not with --refiner, --strip or --save_intermediates yet")
         outpainting = self.outcrop is not None or self.out_direction is not None or self.force_outpaint
@@ -230,6 +235,24 @@ def split_prompt(line: str) -> tuple[str, list[str]]:
         raise ParseError(f"cannot split the line into words ({str(exc).lower()}): check the quotes") from None
 
 
+def _by_prefix(name: str) -> Switch:
+    """The switch whose long spelling `name` begins, as 2.3's argparse allowed (`--iter`, `--variation`); one line
+    naming the candidates when it begins several, or none."""
+    if len(name) < 3:
+        raise ParseError(f"unknown switch {shown_value(name)}; type !help for the list")
+    candidates = sorted({sw.long[0] for spelling, sw in BY_SPELLING.items()
+                         if spelling.startswith("--") and spelling.startswith(name)} |
+                        {spelling for spelling in UNSUPPORTED if spelling.startswith("--") and spelling.startswith(name)})
+    if len(candidates) == 1:
+        if candidates[0] in UNSUPPORTED:
+            raise ParseError(unsupported_message(candidates[0]))
+        return BY_SPELLING[candidates[0]]
+    if len(candidates) > 1:
+        raise ParseError(f"{shown_value(name)} could be {', '.join(candidates[:6])}"
+                         f"{', ...' if len(candidates) > 6 else ''}: type more of it")
+    raise ParseError(f"unknown switch {shown_value(name)}; type !help for the list")
+
+
 def _lookup(token: str) -> tuple[Switch, str | None]:
     """The switch a token names, and the value glued to it (`--steps=10`, `-s10`), if any."""
     if token.startswith("--"):
@@ -238,7 +261,7 @@ def _lookup(token: str) -> tuple[Switch, str | None]:
             return BY_SPELLING[name], (glued if eq else None)
         if name in UNSUPPORTED:
             raise ParseError(unsupported_message(name))
-        raise ParseError(f"unknown switch {shown_value(name)}; type !help for the list")
+        return _by_prefix(name), (glued if eq else None)
     if not _LOOKS_LIKE_SWITCH.match(token):
         raise ParseError(f"unexpected {shown_value(token)} after the switches: put the whole prompt first, or quote it")
     name, eq, glued = token.partition("=")
@@ -286,6 +309,14 @@ def parse(line: str, defaults: Defaults = Defaults()) -> GenerationRequest:
         values.setdefault(name, getattr(defaults, name))
     if not values.get("individual"):
         values.setdefault("grid", defaults.grid)
+    if values.get("hires_strength") is not None or values.get("hires_method") is not None:
+        values["hires_fix"] = True
+    if values.get("hires_fix") and values.get("init_img") is not None:  # the picture is the first pass
+        if "strength" in values:
+            values.setdefault("hires_strength", values["strength"])
+        values.setdefault("hires_strength", HIRES_STRENGTH)
+        values.setdefault("strength", values["hires_strength"])
+        values.setdefault("hires_method", "lanczos")
     if values.get("init_img") is not None and (values.get("outcrop") or values.get("out_direction")):
         values.setdefault("strength", OUTCROP_STRENGTH)
     if values.get("init_img") is not None and values.get("embiggen"):
@@ -294,8 +325,6 @@ def parse(line: str, defaults: Defaults = Defaults()) -> GenerationRequest:
         values.setdefault("strength", defaults.strength)
     if values.get("refiner") is not None:
         values.setdefault("refiner_start", REFINER_START)
-    if values.get("hires_strength") is not None or values.get("hires_method") is not None:
-        values["hires_fix"] = True
     if values.get("hires_fix"):
         values.setdefault("hires_strength", HIRES_STRENGTH)
         values.setdefault("hires_method", BY_DEST["hires_method"].choices[0])

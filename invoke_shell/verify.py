@@ -15,7 +15,8 @@ from PIL import Image
 
 from .errors import ImageError, ParseError, ShellError
 from .outputs.fetch import NoMetadata, matching_files, read_png
-from .generation import denoise, prepare, refiner_for
+from .paths import in_outdir
+from .generation import prepare, refiner_for, render
 from .request import parse, parse_switches
 from .switch_values import shown_value
 
@@ -54,11 +55,12 @@ def parse_arguments(argument: str) -> Options:
     return Options(tuple(patterns), keep, precision)
 
 
-def files_of(patterns: tuple[str, ...]) -> list[str]:
-    """Every file the patterns name, in order, each once; ImageError for a pattern that names none."""
+def files_of(patterns: tuple[str, ...], outdir: str | None = None) -> list[str]:
+    """Every file the patterns name (here, else in `outdir`), in order, each once; ImageError for a pattern
+    that names none."""
     found: dict[str, None] = {}
     for pattern in patterns:
-        paths = matching_files(pattern)
+        paths = matching_files(in_outdir(pattern, outdir))
         if not paths or not all(os.path.isfile(p) for p in paths):
             raise ImageError(f"!verify: no file matches {pattern}")
         found.update(dict.fromkeys(p for p in paths if not p.endswith((".strip.png", ".verify.png"))))
@@ -67,7 +69,7 @@ def files_of(patterns: tuple[str, ...]) -> list[str]:
 
 def verify(shell, argument: str) -> None:
     options = parse_arguments(argument)
-    paths = files_of(options.patterns)
+    paths = files_of(options.patterns, shell.outdir)
     if not paths:
         raise ImageError("!verify: only --strip pictures and earlier re-runs match; give the images themselves")
     session_model = shell.model()  # finish any background load: the session's model comes back after
@@ -111,12 +113,13 @@ def check(shell, path: str, options: Options) -> tuple[str, bool]:
         return f"not verified: {model_notes[0]}", False
     adapters.apply(model, request.extras, shell.library)
     refiner = refiner_for(request, model, shell.manager)
+    quiet = lambda line: None  # noqa: E731  (the verdict line says what matters)
     if rebuilt.batch is not None:  # made in one model pass with others: the same pass again
         commands, index = rebuilt.batch
         jobs = [engine.prepare(replace(parse(c), precision=precision), model) for c in commands]
-        images = [denoise([jobs], model, refiner=refiner)[index]]
+        images = [render(request, jobs, model, quiet, refiner)[0][index]]
     else:
-        images = denoise(engine.batches(prepare(request, True, model)), model, refiner=refiner)
+        images = render(request, prepare(request, True, model), model, quiet, refiner)[0]
     if request.grid and len(images) > 1:
         from .outputs.save import make_grid
 

@@ -190,7 +190,9 @@ def test_hires_fix_with_several_images_refines_each(shell):
 @pytest.mark.parametrize("line, said", [
     ('"fire" --hires_strength 0', "--hires_strength must be in (0, 1], got 0.0"),
     ('"fire" --hires_method nearest', "--hires_method must be one of latent, lanczos; got 'nearest'"),
-    ('"fire" -I x.png --hires_fix', "--hires_fix makes its first picture from the prompt"),
+    ('"fire" -I x.png --hires_fix -f 0.5 --hires_strength 0.6', "with -I/--init_img, --hires_fix refines the "
+                                                                "picture at --hires_strength 0.6, and -f/--strength "
+                                                                "says 0.5: give one of them"),
     ('"fire" --hires_fix --strip', "--hires_fix runs two passes; not with --refiner, --strip"),
 ])
 def test_hires_mistakes_are_one_line(shell, line, said):
@@ -448,3 +450,85 @@ def test_embiggen_tiles_refines_only_those_tiles(shell):
 ])
 def test_embiggen_mistakes_are_one_line(shell, line, said):
     assert said in refused(shell, line)
+
+
+def test_hires_fix_on_an_init_picture_enlarges_and_refines_it(shell, tmp_path):
+    run(shell, '"fire" -s 10 -S 4')
+    init = shell.previous[-1].path
+    before = len(shell.said)
+    picture, calls = unet_calls(shell, f'"fire" -s 10 -S 4 -I {init} -W 128 -H 128 --hires_fix')
+    said = shell.said[before:]
+    assert picture.shape == (128, 128, 3) and calls == 7
+    assert "hires fix: the init picture 64x64 is the first pass, enlarged by lanczos to 128x128, then refined" in said
+    assert "-f 0.75 --hires_fix --hires_strength 0.75 --hires_method lanczos" in said[-1]
+    assert "--hires_fix with -I/--init_img enlarges the picture: give -W/-H larger than its 64x64" in refused(
+        shell, f'"fire" -s 10 -I {init} --hires_fix')
+    assert "--hires_method lanczos" in refused(shell, f'"fire" -I {init} -W 128 --hires_method latent')
+
+
+def test_fix_works_on_a_picture_with_its_own_prompt_and_seed(shell, tmp_path):
+    import json
+
+    from invoke_shell.outputs.pngio import read_text_chunks
+
+    original = run(shell, '"a red star on a blue background" -s 10 -S 7 -C 6')
+    made = shell.previous[-1].path
+    dream = read_text_chunks(made)["Dream"]
+    before = len(shell.said)
+    grown = run(shell, f"!fix {made} -c top 16")
+    said = shell.said[before:]
+    assert said[0] == (f'!fix runs: "a red star on a blue background" -s 10 -S 7 -C 6.0 -A k_lms -I {made} -c top 16')
+    assert grown.shape == (80, 64, 3) and np.array_equal(grown[16 + 12:], original[12:])
+    meta = json.loads(read_text_chunks(shell.previous[-1].path)["sd-metadata"])["image"]
+    assert meta["postprocessing"] == [{"tool": "outcrop", "dream_command": dream}]
+    fetched, replayed = fetched_and_replayed(shell, tmp_path)
+    assert f"-I {made} -f 0.9 -c top 16" in fetched and np.array_equal(grown, replayed)
+    assert run(shell, f"!fix {made} --embiggen 2").shape == (128, 128, 3)
+    assert run(shell, f"!fix {made} --hires_fix -W 96 -H 96").shape == (96, 96, 3)
+    run(shell, f'!fix {made} --new_prompt "fire" -c left 8')
+    assert '"fire" -s 10 -S 7' in shell.said[-1] and "-c left 8" in shell.said[-1]
+
+
+def test_fix_mistakes_are_one_line(shell, tmp_path):
+    run(shell, '"fire" -s 2 -S 1')
+    made = shell.previous[-1].path
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(tmp_path / "bare.png")
+    assert "!fix needs a picture and what to do" in refused(shell, "!fix")
+    assert f"!fix {made}: say what to do: -c/--outcrop" in refused(shell, f"!fix {made}")
+    assert "to redraw it, use !fetch" in refused(shell, f"!fix {made} -s 5")
+    assert "records no command to work from; give --new_prompt" in refused(shell, f"!fix {tmp_path / 'bare.png'} -c top 8")
+    assert "-c/--outcrop: the side must be one of" in refused(shell, f"!fix {made} -c up 8")
+    assert len(run(shell, f'!fix {tmp_path / "bare.png"} --new_prompt "fire" -S 3 -D top')) == 96
+
+
+def test_verify_replays_every_tool(shell, tmp_path):
+    """!verify runs a PNG's command through the same stages as the shell, the tools' passes included."""
+    run(shell, '"a red star on a blue background" -s 6 -S 7')
+    init = shell.previous[-1].path
+    made = []
+    for line in ('"fire" -s 6 -S 3 -W 96 -H 96 --hires_fix', f'"fire" -s 6 -S 3 -I {init} -c right 16',
+                 f'"fire" -s 6 -S 3 -I {init} --embiggen 1.5', f'"fire" -s 6 -S 3 --init_color {init}',
+                 '"fire" -s 6 -S 3 --seamless --threshold 1.5 --h_symmetry_time_pct 0.5 --perlin 0.2'):
+        run(shell, line)
+        made.append(shell.previous[-1].path)
+    before = len(shell.said)
+    assert shell.execute("!verify " + " ".join(made)), shell.said[before:]
+    assert shell.said[-1] == "verify: 5 of 5 identical", shell.said[before:]
+
+
+def test_completion_knows_the_new_switches():
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    from invoke_shell.command_set import default_commands
+    from invoke_shell.completion import ShellCompleter
+
+    def texts(text):
+        completer = ShellCompleter(default_commands())
+        return sorted(c.text for c in completer.get_completions(Document(text), CompleteEvent()))
+
+    assert texts('"fire" --hires') == ["--hires_fix", "--hires_method", "--hires_strength"]
+    assert texts('"fire" -I a.png -c ') == ["bottom", "left", "right", "top"]
+    assert texts('"fire" --hires_method l') == ["lanczos", "latent"]
+    assert texts('"fire" --seamless_axes ') == ["x", "y"]
+    assert "!fix" in texts("!f") and "!dream" in texts("!d")

@@ -218,3 +218,26 @@ def test_engine_never_imports_prompt_toolkit():
     code = ("import sys, invoke_shell.engine.generate, invoke_shell.engine.schedule, invoke_shell.models.manager,"
             " invoke_shell.outputs.save; sys.exit('prompt_toolkit' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("line, dest, value", [
+    ('"fire" --iter 4', "iterations", 4),                 # 2.3's argparse took unique prefixes
+    ('"fire" --variation 0.2', "variation_amount", 0.2),
+    ('"fire" --ste=5', "steps", 5),
+    ('"fire" --hires_s 0.5', "hires_strength", 0.5),
+])
+def test_unique_prefixes_of_long_switches(line, dest, value):
+    assert getattr(parse(line), dest) == value
+
+
+@pytest.mark.parametrize("line, message", [
+    ('"fire" --seam 5', "'--seam' could be --seam_blur, --seam_size, --seam_steps, --seam_strength, --seamless, "
+                        "--seamless_axes: type more of it"),
+    ('"fire" --fac 0.5', "'--fac' could be --facetool, --facetool_strength: type more of it"),
+    ('"fire" --facetool_s 0.5', "--facetool_strength (--facetool_strength) is an InvokeAI switch"),
+    ('"fire" -- 5', "unknown switch '--'"),
+])
+def test_ambiguous_or_unsupported_prefixes_say_so(line, message):
+    with pytest.raises(ParseError) as info:
+        parse(line)
+    assert message in str(info.value)

@@ -475,3 +475,41 @@ def test_checkpoint_stanza_through_the_shell(tiny, tmp_path):
     assert said[-1].endswith('"a cat" -s 2 -S 1 -W 64 -H 48 -C 7.5 -A k_lms')
     assert shell.execute("!models")
     assert said[-1].split()[:3] == ["old", "active", "ckpt"]
+
+
+def test_convert_model_writes_a_folder_that_draws_the_same(tiny, tmp_path):
+    """!convert_model (2.3's, and its alias !optimize_model): the single file becomes a diffusers folder, the
+    stanza names it, and the folder draws what the file drew."""
+    import numpy as np
+    from PIL import Image
+
+    from invoke_shell.models.manager import ModelManager
+    from invoke_shell.models.registry import load_registry
+    from invoke_shell.shell import Shell
+
+    family, _, config, files = tiny
+    yaml = tmp_path / "models.yaml"
+    yaml.write_text(f"old:\n  description: an old checkpoint\n  weights: {files['safetensors']}\n  config: {config}\n"
+                    "  width: 64\n  height: 48\n  default: true\n")
+
+    def shell_on(registry_path):
+        said = []
+        sh = Shell(ModelManager(load_registry(registry_path), device="cpu", precision="float32"),
+                   outdir=str(tmp_path / "out"), say=said.append)
+        sh.said = said
+        return sh
+
+    shell = shell_on(yaml)
+    assert shell.execute('"a cat" -s 2 -S 1'), shell.said
+    from_file = np.asarray(Image.open(shell.previous[-1].path))
+    assert shell.execute("!convert_model old"), shell.said
+    folder = tmp_path / "converted" / "old"
+    assert shell.said[-1].startswith(f"converted old: its stanza in {yaml} now names {folder}")
+    assert (folder / "model_index.json").is_file() and not list(tmp_path.glob(".old.converting"))
+    stanza = yaml.read_text()
+    assert "format: diffusers" in stanza and str(folder) in stanza and "weights" not in stanza
+    again = shell_on(yaml)
+    assert again.execute('"a cat" -s 2 -S 1'), again.said
+    assert np.array_equal(np.asarray(Image.open(again.previous[-1].path)), from_file)
+    assert not again.execute("!optimize_model old")
+    assert again.said[-1] == f"error: !convert_model: 'old' is a diffusers folder already ({folder})"

@@ -62,6 +62,8 @@ def prepare(request: GenerationRequest, model) -> Job:
     embiggen = request.embiggen is not None  # its -W x -H are the tiles' size: the picture keeps its own
     sizing = choose_size(None if embiggen else request.width, None if embiggen else request.height, request.fit,
                          model.native_size, model.size_multiple, image.size if image is not None else None)
+    if image is not None and request.hires_fix:  # the picture is the first pass, enlarged to -W x -H
+        notes += (_enlarging(image.size, (sizing.width, sizing.height)),)
     if image is not None:
         image = flatten(image) if mask is None else image.convert("RGB")  # inpainting keeps the colours
         if image.size != (sizing.width, sizing.height):
@@ -88,6 +90,15 @@ def prepare(request: GenerationRequest, model) -> Job:
 
         return tiled.checked(job, model)
     return job
+
+
+def _enlarging(picture: tuple[int, int], size: tuple[int, int]) -> str:
+    """The note of --hires_fix on an init picture; ImageError when -W x -H does not enlarge it."""
+    if size[0] <= picture[0] and size[1] <= picture[1]:
+        raise ImageError(f"--hires_fix with -I/--init_img enlarges the picture: give -W/-H larger than its "
+                         f"{picture[0]}x{picture[1]}")
+    return (f"hires fix: the init picture {picture[0]}x{picture[1]} is the first pass, enlarged by lanczos to "
+            f"{size[0]}x{size[1]}, then refined")
 
 
 def _mask(request: GenerationRequest, image: Image.Image | None) -> tuple[Mask | None, tuple[str, ...], tuple[str, ...]]:

@@ -223,6 +223,11 @@ class ModelManager:
         self._evict()
         return model
 
+    def load_apart(self, entry: ModelEntry, precision: str = "float32") -> LoadedModel:
+        """A model loaded outside the cache, on the CPU, in `precision` (for !convert_model)."""
+        self._preflight(entry)
+        return self._load(entry, precision)
+
     @staticmethod
     def _preflight(entry: ModelEntry) -> None:
         if entry.repo_id is not None and entry.path is None or entry.path and entry.path.startswith("builtin:"):

@@ -8,11 +8,14 @@ import json
 from dataclasses import dataclass
 
 from .. import __version__
+from ..errors import ImageError
 from ..request import GenerationRequest, to_command
+from .pngio import read_text_chunks
 from .provenance import Provenance
 from .readers.a1111 import parameters_text
 
 APP_ID = "invoke-shell"
+MAX_SOURCE_CHARS = 4000  # an init PNG's Dream command copied into `postprocessing`
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,25 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def postprocessing(request: GenerationRequest) -> list[dict] | None:
+    """2.3's `postprocessing` list: the tools a command ran on its init picture (!fix, or -I with them), each
+    with the Dream command the init PNG records (None for a picture without one)."""
+    if not request.is_img2img:
+        return None
+    tools = [name for name, on in (("outcrop", request.outcrop or request.out_direction),
+                                   ("outpaint", request.force_outpaint), ("embiggen", request.embiggen),
+                                   ("hires_fix", request.hires_fix)) if on]
+    if not tools:
+        return None
+    try:
+        source = read_text_chunks(request.init_img).get("Dream")
+    except ImageError:  # not a PNG, or unreadable: the tool is still recorded
+        source = None
+    if source is not None and len(source) > MAX_SOURCE_CHARS:  # text from a file: kept within bounds
+        source = source[:MAX_SOURCE_CHARS]
+    return [{"tool": tool, "dream_command": source} for tool in tools]
 
 
 def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str, steps_run: int,
@@ -61,7 +83,7 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
         "hires_fix": request.hires_fix,
         **({"hires_strength": request.hires_strength, "hires_method": request.hires_method} if request.hires_fix
            else {}),
-        "postprocessing": None,
+        "postprocessing": postprocessing(request),
         "steps_run": steps_run,
         "schedule_steps": schedule_steps if schedule_steps is not None else request.steps,
         "compensate_steps": request.compensate_steps,
