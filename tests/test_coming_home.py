@@ -132,3 +132,25 @@ def test_23_launch_spellings(tmp_path):
                                      "shell; there is no web server; drop it")
     result = _launch(["--root_dir", str(tmp_path / "none")], "", tmp_path)
     assert result.returncode == 2 and "--root_dir" in result.stderr and "no such folder" in result.stderr
+
+
+def test_diff_says_how_two_pictures_differ(shell, tmp_path):
+    assert shell.execute('"fire" -s 3 -S 42 -C 7')
+    a = shell.previous[-1].path
+    assert shell.execute('"ice [smoke]" -s 4 -S 42 -C 7 --seamless')
+    b = shell.previous[-1].path
+    assert shell.execute('"fire" -s 3 -S 42 -C 7')
+    same = shell.previous[-1].path
+    before = len(shell.said)
+    assert shell.execute(f"!diff {os.path.basename(a)} {b} --save {tmp_path / 'd.png'}"), shell.said[before:]
+    said = shell.said[before:]
+    assert said[0].splitlines() == ["commands (A | B):", "  prompt: 'fire' | 'ice [smoke]'", "  -s/--steps: 3 | 4",
+                                    "  --seamless: (not set) | on", "  --seamless_axes: (not set) | ('x', 'y')"]
+    assert said[1].startswith("pixels: max ") and "of the pixels differ" in said[1]
+    written = np.asarray(Image.open(tmp_path / "d.png")).astype(int)
+    expected = np.abs(np.asarray(Image.open(a)).astype(int) - np.asarray(Image.open(b)).astype(int)) * 4
+    assert np.array_equal(written, np.clip(expected, 0, 255)) and said[2] == f"the difference, 4x: {tmp_path / 'd.png'}"
+    before = len(shell.said)
+    assert shell.execute(f"!diff {a} {same}")
+    assert shell.said[before:] == ["commands: the same", "pixels: identical"]
+    assert not shell.execute(f"!diff {a}") and "!diff needs two pictures" in shell.said[-1]
