@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--history_size", type=int, default=1000, metavar="N",
                         help="entries kept in <outdir>/.invoke_history (default 1000)")
     parser.add_argument("--edit_mode", choices=("emacs", "vi"), default="emacs", help="line-editing keys")
+    parser.add_argument("--preview", choices=("inline", "blocks", "off"), default="inline",
+                        help="pictures in the terminal after each command: inline (the terminal's own image "
+                             "protocol, else half-blocks), blocks, off (default inline)")
     parser.add_argument("--version", action="version", version=f"invoke-shell {__version__}")
     return parser
 
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             if folder is not None and not os.path.isdir(folder):
                 raise ShellError(f"{option} {folder}: no such folder")
         shell = Shell(manager, defaults=defaults, outdir=args.outdir, model=args.model, log_path=log_path,
-                      library=library)
+                      library=library, preview=args.preview)
         source = args.from_file if args.from_file is not None else (None if sys.stdin.isatty() else "-")
         from . import batch
         if batch.launched():  # started by `accelerate launch`: this process runs its share of the file

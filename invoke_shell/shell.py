@@ -19,6 +19,7 @@ from .errors import ModelError, ParseError, Quit, ShellError
 from .generation import Output
 from .history_commands import recall as recall_entry
 from .models.library import Library
+from .picture_commands import show_outputs
 from .request import Defaults, parse
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Tally:
 class Shell:
     def __init__(self, manager, *, defaults: Defaults = Defaults(), outdir: str = "outputs",
                  model: str | None = None, log_path: str | None = None, say: Callable[[str], None] = print,
-                 commands: CommandTable | None = None, library: Library | None = None):
+                 commands: CommandTable | None = None, library: Library | None = None, preview: str = "inline"):
         self.manager = manager
         # the LoRA and embedding folders: loras/ and embeddings/ beside models.yaml unless given
         self.library = library if library is not None else Library.beside(manager.registry.source)
@@ -51,6 +52,8 @@ class Shell:
         self.replay_depth = 0
         self.ask: Callable[[str, str], str] | None = None  # (question, default) -> answer, when interactive
         self.history = None                                  # a ShellHistory, when interactive
+        self.preview = preview                               # pictures after each command (pictures.MODES)
+        self.draw: Callable[[str], None] | None = None       # writes to the terminal, when the output is one
         self._model_name = model or manager.registry.default().name
         self._loader: threading.Thread | None = None
         self._load_error: BaseException | None = None
@@ -196,6 +199,7 @@ class Shell:
         made = generation.generate(parse(line, self.defaults), self)
         self.previous = list(made.outputs)
         self.seeds.extend(output.seed for output in made.outputs)
+        show_outputs(self, made.outputs)
 
 
 
@@ -222,6 +226,8 @@ def interact(shell: Shell, *, input=None, output=None, history_path: str | None 
                             auto_suggest=AutoSuggestFromHistory(), enable_history_search=False,
                             bottom_toolbar=shell.toolbar, vi_mode=vi_mode, input=input, output=output)
     questions = PromptSession(input=input, output=output)
+    if output is None and sys.stdout.isatty():  # pictures go to the terminal between prompts
+        shell.draw = lambda text: (sys.stdout.write(text), sys.stdout.flush())
     shell.ask = lambda question, default: questions.prompt(question, default=default)
     shell.start_loading()
     told = False

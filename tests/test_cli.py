@@ -112,11 +112,19 @@ class Screen:
         self.pos = self.text.index(needle, self.pos) + len(needle)
 
 
+TERMINAL_NAMES = ("TMUX", "TERM_PROGRAM", "KITTY_WINDOW_ID", "LC_TERMINAL", "STY")
+
+
+def plain_environment() -> dict:
+    """This process's environment without what names the terminal it runs in (tmux, kitty, iTerm2...)."""
+    return {k: v for k, v in os.environ.items() if k not in TERMINAL_NAMES}
+
+
 @contextlib.contextmanager
-def shell_in_pty(cwd):
-    """`python -m invoke_shell` in a pseudo-terminal in `cwd`; yields (fd, Screen). On leaving, the shell
-    must have exited with status 0 (the body ends by quitting it)."""
-    env = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+def shell_in_pty(cwd, **environ):
+    """`python -m invoke_shell` in a pseudo-terminal in `cwd` (TERM=xterm unless `environ` says otherwise);
+    yields (fd, Screen). On leaving, the shell must have exited with status 0 (the body ends by quitting it)."""
+    env = {**plain_environment(), "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm", **environ}
     pid, fd = pty.fork()
     if pid == 0:  # the child: the shell
         os.chdir(cwd)
