@@ -1,6 +1,7 @@
 """`!diff A.png B.png [--save FILE]`: how two pictures' commands differ, switch by switch (as `!fetch` reads
-them, any metadata family), what they were made with, and how their pixels differ; `--save` writes the
-pixel difference as a picture (4x amplified). The files' metadata is read as data."""
+them, any metadata family), what they were made with, and how their pixels differ: the difference, 4x
+amplified, drawn in the terminal (as the pictures after each command are) and, with `--save`, written as a
+PNG. The files' metadata is read as data."""
 
 from __future__ import annotations
 
@@ -99,6 +100,12 @@ def diff(shell, argument: str) -> None:
         shell.say(f"commands: {missing} records no command")
     line, picture = pixel_difference(a, b)
     shell.say(line)
+    if picture is not None and shell.draw is not None and shell.preview != "off":
+        import os
+
+        from .pictures import render
+
+        shell.draw(render(picture, shell.preview, os.environ))
     if save is not None:
         if picture is None:
             shell.say(f"--save: nothing written ({line.removeprefix('pixels: ')})")

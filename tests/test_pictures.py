@@ -126,6 +126,10 @@ def test_a_real_terminal_shows_each_picture_and_the_prompt_goes_on(tmp_path, man
         os.write(fd, b"!preview blocks\r!show 000001.7.png 000002.8.png\r")
         screen.expect("▀".encode(), 30)
         screen.expect(b"invoke>", 30)
+        os.write(fd, b"!diff 000001.7.png 000002.8.png\r")
+        screen.expect(b"of the pixels differ", 30)
+        screen.expect("▀".encode(), 30)
+        screen.expect(b"invoke>", 30)
         os.write(fd, b"\x04")
     assert b"Traceback" not in screen.text
 
