@@ -23,7 +23,7 @@ command = COMMANDS.command
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt")
 _TEXT = {"--name", "--description", "--path", "--weights", "--config", "--vae"}
 _INT = {"--width", "--height"}
-_FLAGS = {"--default", "--yes"}
+_FLAGS = {"--default", "--yes", "--all"}
 
 
 def _options(command_name: str, argument: str, allowed: set[str]) -> tuple[list[str], dict[str, object]]:
@@ -95,22 +95,30 @@ def _suggest_name(path: Path, taken) -> str:
 @command("!import_model", "!import", usage="!import_model PATH", completes="model_file",
          help="add a diffusers folder or checkpoint (or every one in a folder) to models.yaml")
 def import_model(shell, argument: str) -> None:
-    positional, options = _options("!import_model", argument, _TEXT | _INT | {"--default"})
+    positional, options = _options("!import_model", argument, _TEXT | _INT | {"--default", "--all"})
     if len(positional) != 1:
-        raise ParseError("!import_model needs one path: !import_model PATH [--name N] [--description D] [--default]")
+        raise ParseError("!import_model needs one path: !import_model PATH [--name N] [--description D] [--default] "
+                         "[--all]")
     shell.model()  # let a background load finish first
     targets = _candidates(Path(os.path.expanduser(positional[0])))
+    everything = bool(options.get("--all"))  # a folder of models: each with its suggested name, nothing asked
+    if len(targets) > 1:
+        shell.say(f"found {len(targets)} models in {positional[0]}: " + ", ".join(t.name for t in targets))
     for target in targets:
+        if len(targets) > 1 and not everything and shell.ask is not None and not yes(shell, f"import {target.name}?"):
+            continue
         registry = _writable_registry(shell)
         name = options.get("--name") if len(targets) == 1 else None
-        name = name or ask(shell, f"name for {target}", _suggest_name(target, registry.names()))
+        suggested = _suggest_name(target, registry.names())
+        name = name or (suggested if everything else ask(shell, f"name for {target}", suggested))
         if not NAME_PATTERN.fullmatch(name):
             raise ParseError(f"!import_model: model name {name!r}: use letters, digits and . _ + : / - only")
         if name in registry.names():
             raise ModelError(f"!import_model: a model named {name!r} exists already")
-        description = options.get("--description") or ask(shell, "description", f"imported from {target}")
-        make_default = bool(options.get("--default")) or (
-            shell.ask is not None and yes(shell, "make it the default model?"))
+        description = options.get("--description") or (
+            f"imported from {target}" if everything else ask(shell, "description", f"imported from {target}"))
+        make_default = bool(options.get("--default")) and len(targets) == 1 or (
+            not everything and shell.ask is not None and yes(shell, "make it the default model?"))
         absolute = str(target.resolve())
         if target.is_file():
             entry = ModelEntry(name, description, "ckpt", weights=absolute, config=options.get("--config"),

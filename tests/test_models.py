@@ -205,3 +205,19 @@ def test_bad_model_commands(yaml_path, tmp_path):
     ]:
         assert shell.execute(line) is False
         assert message in shell.said[-1], (line, shell.said[-1])
+
+
+def test_import_a_folder_of_models(yaml_path, tmp_path, tiny_folders):
+    """!import_model DIR lists what it found; at the prompt it asks per model; --all takes every one."""
+    shell = _shell(yaml_path, tmp_path)
+    shell.execute("!switch alpha")
+    with create_pipe_input() as inp:
+        inp.send_text(f"!import_model {tiny_folders}\n")
+        inp.send_text("y\n" "\n" "\n" "n\n")   # alpha: yes, its name and description kept, not the default
+        inp.send_text("n\n" "n\nq\n")           # beta and gamma: no
+        interact(shell, input=inp, output=DummyOutput())
+    assert f"found 3 models in {tiny_folders}: alpha, beta, gamma" in shell.said
+    assert load_registry(yaml_path).names() == ("alpha", "beta", "gamma", "broken", "alpha-2")
+    shell.ask = None
+    assert shell.execute(f"!import_model {tiny_folders} --all"), shell.said
+    assert load_registry(yaml_path).names()[-3:] == ("alpha-3", "beta-2", "gamma-2")
