@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             if folder is not None and not os.path.isdir(folder):
                 raise ShellError(f"{option} {folder}: no such folder")
         shell = Shell(manager, defaults=defaults, outdir=args.outdir, model=args.model, log_path=log_path,
-                      library=library, preview=args.preview)
+                      library=library)
+        shell.preview = args.preview
         source = args.from_file if args.from_file is not None else (None if sys.stdin.isatty() else "-")
         from . import batch
         if batch.launched():  # started by `accelerate launch`: this process runs its share of the file

@@ -37,7 +37,7 @@ class Tally:
 class Shell:
     def __init__(self, manager, *, defaults: Defaults = Defaults(), outdir: str = "outputs",
                  model: str | None = None, log_path: str | None = None, say: Callable[[str], None] = print,
-                 commands: CommandTable | None = None, library: Library | None = None, preview: str = "inline"):
+                 commands: CommandTable | None = None, library: Library | None = None):
         self.manager = manager
         # the LoRA and embedding folders: loras/ and embeddings/ beside models.yaml unless given
         self.library = library if library is not None else Library.beside(manager.registry.source)
@@ -52,7 +52,7 @@ class Shell:
         self.replay_depth = 0
         self.ask: Callable[[str, str], str] | None = None  # (question, default) -> answer, when interactive
         self.history = None                                  # a ShellHistory, when interactive
-        self.preview = preview                               # pictures after each command (pictures.MODES)
+        self.preview = "inline"                              # pictures after each command (pictures.MODES)
         self.draw: Callable[[str], None] | None = None       # writes to the terminal, when the output is one
         self._model_name = model or manager.registry.default().name
         self._loader: threading.Thread | None = None

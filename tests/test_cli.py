@@ -121,14 +121,14 @@ def plain_environment() -> dict:
 
 
 @contextlib.contextmanager
-def shell_in_pty(cwd, **environ):
-    """`python -m invoke_shell` in a pseudo-terminal in `cwd` (TERM=xterm unless `environ` says otherwise);
+def shell_in_pty(cwd, *args, **environ):
+    """`python -m invoke_shell *args` in a pseudo-terminal in `cwd` (TERM=xterm unless `environ` says otherwise);
     yields (fd, Screen). On leaving, the shell must have exited with status 0 (the body ends by quitting it)."""
     env = {**plain_environment(), "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm", **environ}
     pid, fd = pty.fork()
     if pid == 0:  # the child: the shell
         os.chdir(cwd)
-        os.execvpe(sys.executable, [sys.executable, "-m", "invoke_shell"], env)
+        os.execvpe(sys.executable, [sys.executable, "-m", "invoke_shell", *args], env)
     try:
         yield fd, Screen(fd)
         _, status = os.waitpid(pid, 0)

@@ -142,3 +142,16 @@ def test_no_pictures_into_a_pipe(tmp_path):
     assert "\x1b" not in result.stdout and "▀" not in result.stdout
     assert "!show: pictures are drawn only in a terminal, and the output here is not one" in result.stdout
     assert "preview: inline (kitty here) (the output is not a terminal: nothing is drawn)" in result.stdout
+
+
+def test_preview_off_at_launch_draws_nothing(tmp_path, manager):
+    with shell_in_pty(tmp_path, "--preview", "off", TERM="xterm-256color") as (fd, screen):
+        screen.expect(b"invoke>", 60)
+        os.write(fd, b'"fire" -s 2 -S 7\r')
+        screen.expect(b"outputs/000001.7.png", 90)
+        screen.expect(b"invoke>", 30)
+        os.write(fd, b"!preview\r")
+        screen.expect(b"preview: off", 30)
+        screen.expect(b"invoke>", 30)
+        os.write(fd, b"\x04")
+    assert "▀".encode() not in screen.text and b"\x1b_G" not in screen.text
