@@ -330,3 +330,14 @@ def test_negative_only_prompt_reads_back(tmp_path):
     request = parse('"[smoke]" -s 2 -S 1 -W 64 -H 64')
     chunks = png_chunks(request, model_name="tiny", model_hash="00", steps_run=2, made=MADE)
     assert read_png(png(tmp_path, "p.png", {"parameters": chunks["parameters"]})).command == to_command(request)
+
+
+def test_a_number_past_float_range_is_one_line():
+    """JSON allows integers of any size; float() of one past 1e308 overflows (found by tools/fuzz.py)."""
+    import json
+
+    from invoke_shell.errors import ParseError
+    from invoke_shell.outputs.readers.invokeai import from_sd_metadata
+
+    with pytest.raises(ParseError, match="sd-metadata cfg_scale should be a finite number"):
+        from_sd_metadata(json.dumps({"image": {"prompt": "a cat", "cfg_scale": 10 ** 400}}))

@@ -123,7 +123,10 @@ def as_int(value: object, what: str) -> int:
 
 def as_float(value: object, what: str) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past float's range (JSON allows any size)
+            raise ParseError(f"{what} should be a finite number, got {short(value)}") from None
     elif isinstance(value, str) and len(value) <= 40 and _NUMBER.fullmatch(value):
         number = float(value)
     else:
