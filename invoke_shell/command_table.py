@@ -52,3 +52,16 @@ class CommandTable:
     @classmethod
     def joined(cls, *tables: CommandTable) -> CommandTable:
         return cls(tuple(cmd for table in tables for cmd in table.unique()))
+
+
+def split_words(command_name: str, argument: str) -> list[str]:
+    """A `!` command's argument as shell words; one-line ParseError for unbalanced quotes."""
+    import shlex
+
+    from .errors import ParseError
+
+    try:
+        return shlex.split(argument)
+    except ValueError as exc:
+        raise ParseError(f"{command_name}: cannot split the line into words ({str(exc).lower()}): check the "
+                         "quotes") from None

@@ -5,10 +5,9 @@ PNG. The files' metadata is read as data."""
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import fields
 
-from .command_table import CommandTable
+from .command_table import CommandTable, split_words
 from .errors import ParseError
 from .paths import in_outdir
 
@@ -67,10 +66,7 @@ def diff(shell, argument: str) -> None:
     from .outputs.pngio import write_png
     from .request import parse
 
-    try:
-        words = shlex.split(argument)
-    except ValueError as exc:
-        raise ParseError(f"!diff: cannot split the line into words ({str(exc).lower()}): check the quotes") from None
+    words = split_words("!diff", argument)
     save = None
     if "--save" in words:
         at = words.index("--save")

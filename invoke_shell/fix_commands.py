@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 
-from .command_table import CommandTable
+from .command_table import CommandTable, split_words
 from .errors import ParseError
 from .paths import in_outdir
 from .request import GenerationRequest, parse, to_command
@@ -24,10 +24,7 @@ TOOLS = "-c/--outcrop, -D/--out_direction, --force_outpaint, --embiggen or --hir
 
 def split_fix(argument: str) -> tuple[str, list[str], str | None]:
     """(FILE, the switches, the --new_prompt text or None) of a !fix line."""
-    try:
-        words = shlex.split(argument)
-    except ValueError as exc:
-        raise ParseError(f"!fix: cannot split the line into words ({str(exc).lower()}): check the quotes") from None
+    words = split_words("!fix", argument)
     if not words:
         raise ParseError(f'!fix needs a picture and what to do: !fix FILE -c top 64 (or {TOOLS}; --new_prompt "...")')
     path, rest, new_prompt, switches = words[0], words[1:], None, []

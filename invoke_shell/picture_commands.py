@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from .command_table import CommandTable
+from .command_table import CommandTable, split_words
 from .errors import ParseError
 from .paths import in_outdir
 
@@ -51,14 +51,9 @@ def preview(shell, argument: str) -> None:
 @command("!show", usage="!show FILE|GLOB [...]", completes="image",
          help="draw pictures in the terminal (several as a contact sheet labelled with their seeds)")
 def show_files(shell, argument: str) -> None:
-    import shlex
-
     from .outputs.fetch import matching_files
 
-    try:
-        patterns = shlex.split(argument)
-    except ValueError as exc:
-        raise ParseError(f"!show: cannot split the line into words ({str(exc).lower()}): check the quotes") from None
+    patterns = split_words("!show", argument)
     if not patterns:
         raise ParseError("!show needs a picture: !show FILE|GLOB")
     paths = [p for pattern in patterns for p in matching_files(in_outdir(pattern, shell.outdir))]

@@ -494,6 +494,9 @@ def test_fix_mistakes_are_one_line(shell, tmp_path):
     made = shell.previous[-1].path
     Image.new("RGB", (64, 64), (9, 9, 9)).save(tmp_path / "bare.png")
     assert "!fix needs a picture and what to do" in refused(shell, "!fix")
+    for name in ("!fix", "!show", "!diff"):
+        assert f"{name}: cannot split the line into words (no closing quotation): check the quotes" in refused(
+            shell, f'{name} "{made} -c top 8')
     assert f"!fix {made}: say what to do: -c/--outcrop" in refused(shell, f"!fix {made}")
     assert "to redraw it, use !fetch" in refused(shell, f"!fix {made} -s 5")
     assert "records no command to work from; give --new_prompt" in refused(shell, f"!fix {tmp_path / 'bare.png'} -c top 8")
