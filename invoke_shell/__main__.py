@@ -9,7 +9,7 @@ import sys
 
 from . import __version__, root
 from .errors import ShellError
-from .request import Defaults
+from .request import Defaults, parse
 from .switch_values import check_value
 from .switches import SWITCHES
 
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         args.precision = "float32"
     try:
         defaults = launch_defaults(args)
+        parse('"a launch check"', defaults)  # what the defaults make together (a --fnformat template) is told now
         registry = load_registry(args.conf or "models.yaml", missing_ok=args.conf is None)
         if args.model is not None:
             registry.get(args.model)

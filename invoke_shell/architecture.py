@@ -114,7 +114,7 @@ def import_loops(root: Path) -> list[list[str]]:
 
 HEAVY = ("torch", "diffusers", "compel", "transformers")
 PARSING = ("switches", "request", "completion", "history", "samplers", "seeds", "prompt_extras", "outputs.readers",
-           "models.library", "switch_values", "fnformat", "root")
+           "models.library", "switch_values", "fnformat", "root", "pictures")
 
 
 def house_rules(package: str) -> list[tuple[str, tuple[str, ...]]]:

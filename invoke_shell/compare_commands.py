@@ -77,6 +77,14 @@ def diff(shell, argument: str) -> None:
     if len(words) != 2:
         raise ParseError("!diff needs two pictures: !diff A.png B.png [--save FILE]")
     a, b = (in_outdir(word, shell.outdir) for word in words)
+    if save is not None:
+        import os
+
+        from .paths import writable_folder
+
+        if any(os.path.exists(p) and os.path.exists(save) and os.path.samefile(p, save) for p in (a, b)):
+            raise ParseError(f"!diff: --save {save} is one of the two pictures; give another file name")
+        writable_folder(os.path.dirname(os.path.abspath(save)), "!diff --save")
     commands = []
     for path in (a, b):
         try:

@@ -12,7 +12,7 @@ import shlex
 from .command_table import CommandTable, split_words
 from .errors import ParseError
 from .paths import in_outdir
-from .request import GenerationRequest, parse, to_command
+from .request import Defaults, GenerationRequest, parse, to_command
 
 COMMANDS = CommandTable()
 command = COMMANDS.command
@@ -44,8 +44,8 @@ def split_fix(argument: str) -> tuple[str, list[str], str | None]:
     return path, switches, new_prompt
 
 
-def fix_line(path: str, switches: list[str], new_prompt: str | None, recorded: str | None) -> str:
-    """The generation command a !fix stands for."""
+def fix_line(path: str, switches: list[str], new_prompt: str | None, recorded: str | None, defaults=None) -> str:
+    """The generation command a !fix stands for (`defaults`: the session's, for a picture that records none)."""
     if recorded is None and new_prompt is None:
         raise ParseError(f'!fix: {path} records no command to work from; give --new_prompt "..." (and -S SEED)')
     kept = {}
@@ -55,8 +55,9 @@ def fix_line(path: str, switches: list[str], new_prompt: str | None, recorded: s
         prompt = base.prompt if new_prompt is None else new_prompt
     else:
         prompt = new_prompt
-    base_line = to_command(GenerationRequest(prompt=prompt, **{"steps": 50, "cfg_scale": 7.5, "sampler": "k_lms",
-                                                               **kept}))
+    defaults = defaults or Defaults()
+    base_line = to_command(GenerationRequest(prompt=prompt, **{"steps": defaults.steps, "cfg_scale": defaults.cfg_scale,
+                                                               "sampler": defaults.sampler, **kept}))
     return " ".join([base_line, "-I", shlex.quote(path)] + [shlex.quote(s) for s in switches])
 
 
@@ -74,7 +75,7 @@ def fix(shell, argument: str) -> None:
         recorded = read_png(path).command
     except NoMetadata:
         recorded = None
-    line = fix_line(path, switches, new_prompt, recorded)
+    line = fix_line(path, switches, new_prompt, recorded, shell.defaults)
     request = parse(line, shell.defaults)  # a mistake in the switches is told before anything runs
     if not (request.outcrop or request.out_direction or request.force_outpaint or request.embiggen
             or request.hires_fix):

@@ -15,16 +15,12 @@ command = COMMANDS.command
 
 def show(shell, paths_and_labels: list[tuple[str, str]]) -> None:
     """Draw one picture, or several as a contact sheet labelled with their seeds, when the shell draws."""
-    from PIL import Image
-
     from . import pictures
+    from .engine.images import load_rgb
 
     if shell.draw is None or shell.preview == "off" or not paths_and_labels:
         return
-    opened = []
-    for path, label in paths_and_labels:
-        with Image.open(path) as image:
-            opened.append((image.convert("RGB"), label))
+    opened = [(load_rgb(path, "!show"), label) for path, label in paths_and_labels]  # one line if not a picture
     picture = opened[0][0] if len(opened) == 1 else pictures.contact_sheet(opened)
     shell.draw(pictures.render(picture, shell.preview, os.environ))
 

@@ -111,35 +111,38 @@ def blocks(image: Image.Image) -> str:
 def sixel(image: Image.Image) -> str:
     """DEC sixel: at most 255 colours (Pillow's median cut), each band of six rows drawn colour by colour,
     repeats run-length encoded (`!N<char>`)."""
+    import numpy as np
+
     paletted = image.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
     width, height = paletted.size
     palette = paletted.getpalette()[: 3 * 256]
-    pixels = paletted.load()
-    used = sorted(set(paletted.getdata()))
+    indices = np.asarray(paletted, dtype=np.int32)
     out = [f'\x1bPq"1;1;{width};{height}']
-    for index in used:
+    for index in np.unique(indices):
         r, g, b = (round(v * 100 / 255) for v in palette[3 * index: 3 * index + 3])
         out.append(f"#{index};2;{r};{g};{b}")
+    weights = (1 << np.arange(6))[:, None]  # the bit of each row in a sixel
     for top in range(0, height, 6):
-        rows = range(top, min(top + 6, height))
-        band = []
-        for index in sorted({pixels[x, y] for y in rows for x in range(width)}):
-            codes = [sum(1 << (y - top) for y in rows if pixels[x, y] == index) for x in range(width)]
-            band.append(f"#{index}{_runs(codes)}")
-        out.append("$".join(band) + "-")
+        band = indices[top:top + 6]
+        strokes = []
+        for index in np.unique(band):
+            codes = ((band == index) * weights[: len(band)]).sum(axis=0)
+            strokes.append(f"#{index}{_runs(codes)}")
+        out.append("$".join(strokes) + "-")
     return "".join(out) + "\x1b\\\n"
 
 
-def _runs(codes: list[int]) -> str:
+def _runs(codes) -> str:
     """Sixel characters for a row of 6-pixel columns, with runs of four or more written `!N<char>`."""
-    out, i = [], 0
-    while i < len(codes):
-        j = i
-        while j < len(codes) and codes[j] == codes[i]:
-            j += 1
-        char = chr(63 + codes[i])
-        out.append(f"!{j - i}{char}" if j - i > 3 else char * (j - i))
-        i = j
+    import numpy as np
+
+    codes = np.asarray(codes)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    lengths = np.diff(np.r_[starts, len(codes)])
+    out = []
+    for start, length in zip(starts.tolist(), lengths.tolist()):
+        char = chr(63 + int(codes[start]))
+        out.append(f"!{length}{char}" if length > 3 else char * length)
     return "".join(out)
 
 

@@ -19,7 +19,7 @@ from .switches import BY_DEST, BY_SPELLING, SWITCHES, UNSUPPORTED, Switch, unsup
 
 MAX_PROMPT_CHARS = 2000
 REFINER_START = 0.8  # --refiner_start's default: the base runs the first 80% of the schedule
-OUTCROP_STRENGTH = 0.9  # -f's default when outcropping: 2.3 painted the new area at 0.9 whatever -f said
+OUTCROP_STRENGTH = 0.9  # -f's default when outpainting: 2.3 painted the new area at 0.9 whatever -f said
 EMBIGGEN_STRENGTH = 0.4  # -f's default with --embiggen: 2.3's --embiggen_strength default, each tile's strength
 HIRES_STRENGTH = 0.75  # --hires_strength's default: InvokeAI 2.3 refined at -f's default, 0.75
 _SWITCH_START = re.compile(r"\s--?[A-Za-z]")
@@ -317,7 +317,8 @@ def parse(line: str, defaults: Defaults = Defaults()) -> GenerationRequest:
         values.setdefault("hires_strength", HIRES_STRENGTH)
         values.setdefault("strength", values["hires_strength"])
         values.setdefault("hires_method", "lanczos")
-    if values.get("init_img") is not None and (values.get("outcrop") or values.get("out_direction")):
+    if values.get("init_img") is not None and (values.get("outcrop") or values.get("out_direction")
+                                               or values.get("force_outpaint")):
         values.setdefault("strength", OUTCROP_STRENGTH)
     if values.get("init_img") is not None and values.get("embiggen"):
         values.setdefault("strength", EMBIGGEN_STRENGTH)

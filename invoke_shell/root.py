@@ -50,7 +50,7 @@ def root_of(argv: list[str], environ) -> str | None:
     """The 2.3 root the command line (`--root_dir DIR`, `--root=DIR`) or $INVOKEAI_ROOT names, if any."""
     for i, word in enumerate(argv):
         name, eq, value = word.partition("=")
-        if name in ROOT_OPTIONS:
+        if name in ROOT_OPTIONS or len(name) > len("--root") and "--root_dir".startswith(name):  # argparse's prefixes
             if eq:
                 return value
             if i + 1 < len(argv):
@@ -72,7 +72,11 @@ def init_words(root: str) -> list[str]:
                 words += shlex.split(line, comments=True)
             except ValueError as exc:
                 raise LaunchError(f"{path}:{number}: cannot read the line ({str(exc).lower()})") from None
-    return [_rooted(word, root) for word in words]
+    rooted = []
+    for i, word in enumerate(words):  # `--outdir=outputs` and `--outdir outputs` alike
+        follows_path_option = i > 0 and words[i - 1] in PATH_OPTIONS and not word.startswith("-")
+        rooted.append(_under(word, root) if follows_path_option else _rooted(word, root))
+    return rooted
 
 
 PATH_OPTIONS = ("--outdir", "-o", "--conf", "--config", "-c", "--embedding_path", "--embedding_directory",
@@ -81,9 +85,13 @@ PATH_OPTIONS = ("--outdir", "-o", "--conf", "--config", "-c", "--embedding_path"
 
 def _rooted(word: str, root: str) -> str:
     name, eq, value = word.partition("=")
-    if eq and name in PATH_OPTIONS and value and not os.path.isabs(os.path.expanduser(value)):
-        return f"{name}={os.path.join(root, value)}"
+    if eq and name in PATH_OPTIONS and value:
+        return f"{name}={_under(value, root)}"
     return word
+
+
+def _under(path: str, root: str) -> str:
+    return path if os.path.isabs(os.path.expanduser(path)) else os.path.join(root, path)
 
 
 def without_retired(words: list[str], where: str, notes: list[str]) -> list[str]:

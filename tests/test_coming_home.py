@@ -154,3 +154,15 @@ def test_diff_says_how_two_pictures_differ(shell, tmp_path):
     assert shell.execute(f"!diff {a} {same}")
     assert shell.said[before:] == ["commands: the same", "pixels: identical"]
     assert not shell.execute(f"!diff {a}") and "!diff needs two pictures" in shell.said[-1]
+
+
+def test_root_prefixes_and_spaced_paths_in_the_init_file(tmp_path):
+    from invoke_shell.root import expanded
+
+    root = tmp_path / "invokeai"
+    (root / "configs").mkdir(parents=True)
+    (root / "invokeai.init").write_text("--outdir pics\n-o pics2\n--conf=configs/models.yaml\n")
+    words, notes, found = expanded(["--root_d", str(root)], {})
+    assert found == str(root), "argparse's prefix of --root_dir names the root too"
+    assert ["--outdir", str(root / "pics"), "-o", str(root / "pics2")] == words[1:5]
+    assert f"--conf={root / 'configs' / 'models.yaml'}" in words

@@ -535,3 +535,42 @@ def test_completion_knows_the_new_switches():
     assert texts('"fire" --hires_method l') == ["lanczos", "latent"]
     assert texts('"fire" --seamless_axes ') == ["x", "y"]
     assert "!fix" in texts("!f") and "!dream" in texts("!d")
+
+
+def test_outpainting_several_images_each_from_its_own_canvas(shell):
+    """Each image of `-n 2` is painted from its own tile-filled canvas, at --seam_strength for the seam, and
+    equals its seed run alone."""
+    run(shell, '"a red star on a blue background" -s 6 -S 7')
+    init = shell.previous[-1].path
+    picture, calls = unet_calls(shell, f'"fire" -s 10 -S 10 -I {init} -c top 16 --seam_strength 0.3 --seam_steps 10')
+    assert calls == 9 + 3, "int(10 x 0.9) for the new area, int(10 x 0.3) for the seam"
+    run(shell, f'"fire" -s 10 -S 10 -n 2 -I {init} -c top 16')
+    pair = [np.asarray(Image.open(o.path)).astype(float) for o in shell.previous]
+    alone = run(shell, f'"fire" -s 10 -S 11 -I {init} -c top 16')
+    assert np.array_equal(pair[1], alone)
+
+
+def test_review_findings_are_one_line_or_work(shell, tmp_path, demo):
+    """What a review of the image tools found: each now works or is one line."""
+    from invoke_shell.request import Defaults
+    from invoke_shell.shell import Shell
+
+    run(shell, '"a red star on a blue background" -s 4 -S 7')
+    made = shell.previous[-1].path
+    # embiggen's tile size from -W/-H not on the model's grid: floored to it (at least two multiples)
+    assert run(shell, f'"fire" -s 4 -S 7 -I {made} --embiggen 1.5 -W 36 -H 36').shape == (96, 96, 3)
+    assert run(shell, f'"fire" -s 4 -S 7 -I {made} --embiggen 1.5 -W 8 -H 8').shape == (96, 96, 3)
+    (tmp_path / "notes.txt").write_text("not a picture")
+    shell.draw = lambda text: None  # as in a terminal
+    assert "!show: " in refused(shell, f"!show {tmp_path / 'notes.txt'}")
+    (tmp_path / "file").write_text("x")
+    assert "!diff --save " in refused(shell, f"!diff {made} {made} --save {tmp_path / 'file' / 'x.png'}")
+    assert "is one of the two pictures" in refused(shell, f"!diff {made} {made} --save {made}")
+    assert "a placeholder takes at most a width of 1 to 2 digits" in refused(
+        shell, '"fire" --fnformat {prompt:>2000000000}.png')
+    # !fix --new_prompt on a picture without metadata takes the session's defaults
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(tmp_path / "bare.png")
+    said: list[str] = []
+    quick = Shell(demo, outdir=str(tmp_path / "out2"), say=said.append, model="demo", defaults=Defaults(steps=3))
+    assert quick.execute(f'!fix {tmp_path / "bare.png"} --new_prompt "fire" -S 2 -D top'), said
+    assert said[0].startswith('!fix runs: "fire" -s 3 -C 7.5 -A k_lms'), said[0]

@@ -62,13 +62,19 @@ def enlarged(picture: Image.Image, scale: float, multiple: int) -> Image.Image:
     return picture.resize((width, height), Image.Resampling.LANCZOS)
 
 
+def tile_size(request, model) -> tuple[int, int]:
+    """-W x -H (else the model's size), floored to the model's multiple, at least two multiples a side."""
+    multiple = model.size_multiple
+    sides = (request.width or model.native_size[0], request.height or model.native_size[1])
+    return tuple(max(2 * multiple, side // multiple * multiple) for side in sides)
+
+
 def checked(job, model):
     """The job, once its --embiggen_tiles are known to be tiles of its enlarged picture."""
     request = job.request
     scale, _, overlap = settings(request)
     big = enlarged(job.init_image, scale, model.size_multiple)
-    count = len(tiles(big.size, (request.width or model.native_size[0], request.height or model.native_size[1]),
-                      overlap))
+    count = len(tiles(big.size, tile_size(request, model), overlap))
     missing = [n for n in request.embiggen_tiles or () if n > count]
     if missing:
         raise ImageError(f"--embiggen_tiles {missing[0]}: the enlarged picture has {count} tiles, numbered 1 "
@@ -82,8 +88,7 @@ def tile_jobs(job, model, chosen: tuple[int, ...] | None) -> tuple[Image.Image, 
     request = job.request
     scale, _, overlap = settings(request)
     big = enlarged(job.init_image, scale, model.size_multiple)
-    size = (request.width or model.native_size[0], request.height or model.native_size[1])
-    laid = tiles(big.size, size, overlap)
+    laid = tiles(big.size, tile_size(request, model), overlap)
     if chosen:
         laid = [t for t in laid if t.number in chosen]
     jobs = [replace(job, init_image=big.crop(t.box), width=t.box[2] - t.box[0], height=t.box[3] - t.box[1],
@@ -124,7 +129,7 @@ def describe(job, model, count: int, chosen: tuple[int, ...] | None) -> str:
     request = job.request
     scale, upscale_strength, overlap = settings(request)
     big = enlarged(job.init_image, scale, model.size_multiple)
-    laid = tiles(big.size, (request.width or model.native_size[0], request.height or model.native_size[1]), overlap)
+    laid = tiles(big.size, tile_size(request, model), overlap)
     tile = laid[0].box
     which = f"tiles {', '.join(map(str, chosen))} of {len(laid)}" if chosen else f"{len(laid)} tiles"
     return (f"embiggen: {job.init_image.width}x{job.init_image.height} x{scale:g} -> {big.width}x{big.height} by "

@@ -136,9 +136,29 @@ def run(job: Job, model) -> Image.Image:
 
 
 def batches(jobs: list[Job]) -> list[list[Job]]:
-    """Split the jobs of one command into UNet batches that fit MAX_BATCH_PIXELS."""
+    """Split the jobs of one command into UNet batches that fit MAX_BATCH_PIXELS. Jobs with an init picture go
+    together only when they share it and its mask (the inpainting pipeline takes one of each for a batch):
+    outpainting's tile-filled canvases, its seam passes and embiggen's tiles differ from job to job."""
     size = max(1, MAX_BATCH_PIXELS // (jobs[0].width * jobs[0].height))
-    return [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    out: list[list[Job]] = []
+    for job in jobs:
+        last = out[-1] if out else None
+        if last is not None and len(last) < size and _same_inputs(last[0], job):
+            last.append(job)
+        else:
+            out.append([job])
+    return out
+
+
+def _same_inputs(a: Job, b: Job) -> bool:
+    """Whether two jobs can share a UNet batch: no init picture (txt2img, hires fix's latents), or the same
+    picture and mask."""
+    if a.init_image is None or b.init_image is None:
+        return a.init_image is None and b.init_image is None and (a.mask is None) == (b.mask is None)
+    if (a.mask is None) != (b.mask is None) or a.blur != b.blur:
+        return False
+    same_mask = a.mask is None or a.mask.image.tobytes() == b.mask.image.tobytes()
+    return same_mask and a.init_image.tobytes() == b.init_image.tobytes()
 
 
 @contextmanager
@@ -257,7 +277,7 @@ def run_batch(jobs: list[Job], model, on_step=None, on_start=None, refiner=None,
             image = Image.new("RGB", (job.width, job.height), (127, 127, 127)) if blank else job.init_image
             mask = job.mask.image if job.mask is not None else Image.new("L", image.size, 255)
             with _supplied_noise(pipe, noise):
-                out = pipe(image=image, mask_image=mask, strength=1.0 if blank else req.strength,
+                out = pipe(image=image, mask_image=mask, strength=1.0 if blank else job.schedule.strength,
                            height=job.height, width=job.width, **common)
         elif job.mode == "img2img":
             with _supplied_noise(pipe, noise):
