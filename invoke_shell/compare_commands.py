@@ -104,12 +104,10 @@ def diff(shell, argument: str) -> None:
         shell.say(f"commands: {missing} records no command")
     line, picture = pixel_difference(a, b)
     shell.say(line)
-    if picture is not None and shell.draw is not None and shell.preview != "off":
-        import os
+    if picture is not None:
+        from .picture_commands import draw_picture
 
-        from .pictures import render
-
-        shell.draw(render(picture, shell.preview, os.environ))
+        draw_picture(shell, picture)
     if save is not None:
         if picture is None:
             shell.say(f"--save: nothing written ({line.removeprefix('pixels: ')})")

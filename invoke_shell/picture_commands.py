@@ -13,16 +13,28 @@ COMMANDS = CommandTable()
 command = COMMANDS.command
 
 
+def drawing(shell) -> bool:
+    """Whether pictures are drawn now: the output is a terminal and the preview is on."""
+    return shell.draw is not None and shell.preview != "off"
+
+
+def draw_picture(shell, picture) -> None:
+    """Draw a picture in the terminal as the preview mode says, when pictures are drawn."""
+    from .pictures import render
+
+    if drawing(shell):
+        shell.draw(render(picture, shell.preview, os.environ))
+
+
 def show(shell, paths_and_labels: list[tuple[str, str]]) -> None:
     """Draw one picture, or several as a contact sheet labelled with their seeds, when the shell draws."""
-    from . import pictures
     from .engine.images import load_rgb
+    from .pictures import contact_sheet
 
-    if shell.draw is None or shell.preview == "off" or not paths_and_labels:
+    if not drawing(shell) or not paths_and_labels:
         return
     opened = [(load_rgb(path, "!show"), label) for path, label in paths_and_labels]  # one line if not a picture
-    picture = opened[0][0] if len(opened) == 1 else pictures.contact_sheet(opened)
-    shell.draw(pictures.render(picture, shell.preview, os.environ))
+    draw_picture(shell, opened[0][0] if len(opened) == 1 else contact_sheet(opened))
 
 
 def show_outputs(shell, outputs) -> None:

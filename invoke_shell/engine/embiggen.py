@@ -56,10 +56,13 @@ def tiles(size: tuple[int, int], tile: tuple[int, int], overlap: float) -> list[
     return found
 
 
+def enlarged_size(size: tuple[int, int], scale: float, multiple: int) -> tuple[int, int]:
+    """A picture's size SCALE times, floored to the model's multiple."""
+    return tuple(max(multiple, int(side * scale) // multiple * multiple) for side in size)
+
+
 def enlarged(picture: Image.Image, scale: float, multiple: int) -> Image.Image:
-    width = max(multiple, int(picture.width * scale) // multiple * multiple)
-    height = max(multiple, int(picture.height * scale) // multiple * multiple)
-    return picture.resize((width, height), Image.Resampling.LANCZOS)
+    return picture.resize(enlarged_size(picture.size, scale, multiple), Image.Resampling.LANCZOS)
 
 
 def tile_size(request, model) -> tuple[int, int]:
@@ -69,13 +72,17 @@ def tile_size(request, model) -> tuple[int, int]:
     return tuple(max(2 * multiple, side // multiple * multiple) for side in sides)
 
 
+def layout(job, model) -> tuple[tuple[int, int], list[Tile]]:
+    """(the enlarged picture's size, all its tiles), without enlarging it."""
+    scale, _, overlap = settings(job.request)
+    size = enlarged_size(job.init_image.size, scale, model.size_multiple)
+    return size, tiles(size, tile_size(job.request, model), overlap)
+
+
 def checked(job, model):
     """The job, once its --embiggen_tiles are known to be tiles of its enlarged picture."""
-    request = job.request
-    scale, _, overlap = settings(request)
-    big = enlarged(job.init_image, scale, model.size_multiple)
-    count = len(tiles(big.size, tile_size(request, model), overlap))
-    missing = [n for n in request.embiggen_tiles or () if n > count]
+    count = len(layout(job, model)[1])
+    missing = [n for n in job.request.embiggen_tiles or () if n > count]
     if missing:
         raise ImageError(f"--embiggen_tiles {missing[0]}: the enlarged picture has {count} tiles, numbered 1 "
                          f"to {count} left to right, top to bottom")
@@ -85,10 +92,8 @@ def checked(job, model):
 def tile_jobs(job, model, chosen: tuple[int, ...] | None) -> tuple[Image.Image, list[Tile], list]:
     """(the enlarged picture, its tiles to refine, one img2img Job per tile, on the job's schedule: its
     strength is --embiggen_strength, else -f)."""
-    request = job.request
-    scale, _, overlap = settings(request)
-    big = enlarged(job.init_image, scale, model.size_multiple)
-    laid = tiles(big.size, tile_size(request, model), overlap)
+    size, laid = layout(job, model)
+    big = job.init_image.resize(size, Image.Resampling.LANCZOS)
     if chosen:
         laid = [t for t in laid if t.number in chosen]
     jobs = [replace(job, init_image=big.crop(t.box), width=t.box[2] - t.box[0], height=t.box[3] - t.box[1],
@@ -128,11 +133,10 @@ def assembled(big: Image.Image, laid: list[Tile], refined: list[Image.Image], ov
 def describe(job, model, count: int, chosen: tuple[int, ...] | None) -> str:
     request = job.request
     scale, upscale_strength, overlap = settings(request)
-    big = enlarged(job.init_image, scale, model.size_multiple)
-    laid = tiles(big.size, tile_size(request, model), overlap)
+    (width, height), laid = layout(job, model)
     tile = laid[0].box
     which = f"tiles {', '.join(map(str, chosen))} of {len(laid)}" if chosen else f"{len(laid)} tiles"
-    return (f"embiggen: {job.init_image.width}x{job.init_image.height} x{scale:g} -> {big.width}x{big.height} by "
+    return (f"embiggen: {job.init_image.width}x{job.init_image.height} x{scale:g} -> {width}x{height} by "
             f"Lanczos (no upscaler configured; the upscale strength {upscale_strength:g} waits for one), {which} "
             f"of {tile[2] - tile[0]}x{tile[3] - tile[1]} overlapping {int((tile[2] - tile[0]) * overlap)} px, each "
             f"{job.schedule.steps_run} of {job.schedule.steps} steps at strength {job.schedule.strength:g}"
