@@ -28,12 +28,22 @@ def stat_key(files: list[Path], *extra: str) -> str:
     return key.hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    """A file's plain sha256 (what a download page publishes), remembered as content_hash's is."""
+    return _remembered_hash([path], lambda digest, file: None, "plain")
+
+
 def content_hash(location: Path) -> str:
     """sha256 over a model's files in sorted order (their paths inside a folder, then their bytes). Computed once
     for a given set of files and remembered in the cache directory under their paths, sizes and modification
     times (hashing a 4 GB model takes seconds, as InvokeAI 2.3 knew when it kept a .sha256 beside each checkpoint)."""
-    files = model_files(location)
-    remembered = _hash_record(files)
+    return _remembered_hash(model_files(location), lambda digest, file: digest.update(
+        str(file.relative_to(location) if file != location else file.name).encode()))
+
+
+def _remembered_hash(files: list[Path], name, *kind: str) -> str:
+    """sha256 over `files` (each preceded by what `name(digest, file)` adds), or the one remembered for them."""
+    remembered = _hash_record(files, *kind)
     try:
         known = remembered.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
@@ -42,7 +52,7 @@ def content_hash(location: Path) -> str:
         return known
     digest = hashlib.sha256()
     for file in files:
-        digest.update(str(file.relative_to(location) if file != location else file.name).encode())
+        name(digest, file)
         with open(file, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
@@ -50,11 +60,11 @@ def content_hash(location: Path) -> str:
     return digest.hexdigest()
 
 
-def _hash_record(files: list[Path]) -> Path:
+def _hash_record(files: list[Path], *kind: str) -> Path:
     """Where the hash of exactly these files, as they are now, is remembered."""
     from ..paths import cache_dir
 
-    return cache_dir() / "model-hashes" / stat_key(files)
+    return cache_dir() / "model-hashes" / stat_key(files, *kind)
 
 
 def _remember(path: Path, value: str) -> None:

@@ -20,27 +20,13 @@ from .families import Family
 from .files import content_hash, model_files
 from .precision import Pick
 from .registry import ModelEntry, Registry
+from .devices import pick_device
 from .stack import import_stack
+from .tools import ToolCache
 
 log = logging.getLogger(__name__)
 
 OFFLOAD_MODES = ("model", "sequential")
-
-
-def pick_device(requested: str) -> str:
-    import torch
-
-    if requested != "auto":
-        if requested == "cuda" and not torch.cuda.is_available():
-            raise ModelError("--device cuda: no CUDA device is available")
-        if requested == "mps" and not torch.backends.mps.is_available():
-            raise ModelError("--device mps: MPS is not available")
-        return requested
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def sibling(cls, pipe):
@@ -144,6 +130,7 @@ class ModelManager:
         self.device: str | None = None
         self.disk_loads = 0  # how many times a model was read from disk
         self.measurements = 0  # how many times auto timed float32 against bfloat16
+        self.tools = ToolCache(self)  # the upscalers, face restorers and CLIPSeg models, cached apart
 
     def is_cached(self, name: str) -> bool:
         return name in self._cache
@@ -159,7 +146,7 @@ class ModelManager:
         """Make `name` the active model, in `precision` (None: the session's). On failure the previous model
         stays active. A cached copy in another precision is read again from disk (a cast back from bfloat16
         would not give float32's weights)."""
-        entry = self.registry.get(name)
+        entry = self._diffusion(name)
         requested = precision or self.precision
         model = self._cache.get(name)
         if model is not None and not self.serves(model, requested):
@@ -182,7 +169,7 @@ class ModelManager:
     def companion(self, name: str, precision: str | None = None) -> LoadedModel:
         """A model used beside the active one for part of a command (an SDXL refiner): loaded, or taken from
         the cache, and put on the execution device; the active model stays active and is never freed for it."""
-        entry = self.registry.get(name)
+        entry = self._diffusion(name)
         requested = precision or self.precision
         model = self._cache.get(name)
         if model is None or not self.serves(model, requested):
@@ -195,10 +182,17 @@ class ModelManager:
         self._place(model, active=True)
         return model
 
+    def _diffusion(self, name: str) -> ModelEntry:
+        entry = self.registry.get(name)
+        if entry.is_tool:
+            raise ModelError(f"{name!r} is a post-processing model (format: {entry.format}), not one that draws")
+        return entry
+
     def forget(self, name: str) -> None:
         """Drop a cached model that is not active (after its stanza changed or was deleted)."""
         if self.active is not None and self.active.name == name:
             raise ModelError(f"{name!r} is the active model; !switch to another first")
+        self.tools.forget(name)
         if self._cache.pop(name, None) is not None:
             self._free()
 

@@ -1,10 +1,14 @@
 """models.yaml (InvokeAI 2.3's format) <-> frozen ModelEntry records, and atomic rewrites of the file.
 
-Two kinds of stanza:
+Two kinds of diffusion-model stanza:
 - diffusers: description, format: diffusers, path (or repo_id, read from the local Hugging Face cache
   only), optional vae: {path: ...}, default;
 - checkpoint (format omitted or `ckpt`): description, weights (.safetensors/.ckpt), optional config (an
   LDM yaml or a diffusers config folder), vae, width, height, default.
+And three kinds of post-processing model (models/tools.py loads them): `format: upscaler` and `format: facetool`
+(a weights file spandrel recognises: ESRGAN, Real-ESRGAN, SwinIR...; GFPGAN, CodeFormer, RestoreFormer) and
+`format: text_mask` (a transformers CLIPSeg folder), each with path and optional description and default (the
+one of its kind used when no name is given).
 Relative paths resolve against the yaml's folder. Fields this code does not know are kept on rewrite.
 """
 
@@ -21,7 +25,8 @@ from ..atomic import write_atomic
 from ..errors import ModelError
 from . import builtin
 
-FORMATS = ("diffusers", "ckpt")
+TOOL_FORMATS = ("upscaler", "facetool", "text_mask")
+FORMATS = ("diffusers", "ckpt") + TOOL_FORMATS
 NAME_PATTERN = re.compile(r"[\w.+:/-]+")  # InvokeAI's rule for model names
 
 
@@ -40,6 +45,11 @@ class ModelEntry:
     default: bool = False
     base_dir: str = field(default=".", compare=False)
     extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)  # unknown fields, kept verbatim
+
+    @property
+    def is_tool(self) -> bool:
+        """An upscaler, face restorer or text-mask model, not a diffusion model."""
+        return self.format in TOOL_FORMATS
 
     def resolve(self, value: str | None) -> Path | None:
         """A path from the stanza, relative to the yaml's folder."""
@@ -101,6 +111,9 @@ def entry_from_stanza(name: str, stanza: Any, base_dir: str, source: str) -> Mod
         extra=tuple((k, v) for k, v in stanza.items() if k not in known))
     if fmt == "diffusers" and not (entry.path or entry.repo_id):
         raise ModelError(f"{source}: model {name!r} needs path: (a local diffusers folder) or repo_id:")
+    if fmt in TOOL_FORMATS and not entry.path:
+        what = "folder" if fmt == "text_mask" else "file"
+        raise ModelError(f"{source}: model {name!r} needs path: (its weights {what})")
     if fmt == "ckpt" and not entry.weights:
         raise ModelError(f"{source}: model {name!r} needs weights: (a .safetensors or .ckpt file)")
     return entry
@@ -136,12 +149,17 @@ class Registry:
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(self.names()) or '(none)'}")
 
     def default(self) -> ModelEntry:
-        for entry in self.entries:
+        """The diffusion model the shell starts on: the one marked default, else the first."""
+        models = [e for e in self.entries if not e.is_tool]
+        for entry in models:
             if entry.default:
                 return entry
-        if not self.entries:
-            raise ModelError(f"{self.source} names no models")
-        return self.entries[0]
+        if not models:
+            raise ModelError(f"{self.source} names no diffusion models")
+        return models[0]
+
+    def of_format(self, fmt: str) -> tuple[ModelEntry, ...]:
+        return tuple(e for e in self.entries if e.format == fmt)
 
     def with_entry(self, entry: ModelEntry, replacing: str | None = None) -> Registry:
         """A registry with `entry` added (or put in place of `replacing`). A new default clears the old."""
@@ -151,8 +169,9 @@ class Registry:
         if entry.name != old and entry.name in self.names():
             raise ModelError(f"a model named {entry.name!r} exists already")
         entries = [e for e in self.entries]
-        if entry.default:
-            entries = [replace(e, default=False) for e in entries]
+        if entry.default:  # one default among the diffusion models, and one of each kind of tool
+            entries = [replace(e, default=False) if (e.format if e.is_tool else "") ==
+                       (entry.format if entry.is_tool else "") else e for e in entries]
         names = [e.name for e in entries]
         if old in names:
             entries[names.index(old)] = entry
