@@ -104,11 +104,12 @@ def _replay(shell, argument: str) -> None:
 
 
 @command("!models", usage="!models",
-         help="list the models in models.yaml; a loaded one with its family and its precision and why")
+         help="list the models in models.yaml (a loaded one with its family and its precision and why), then "
+              "the upscalers, face restorers and text-mask models")
 def _models(shell, argument: str) -> None:
     manager = shell.manager
     active = manager.active.name if manager.active else None
-    for entry in manager.registry.entries:
+    for entry in (e for e in manager.registry.entries if not e.is_tool):
         loaded = manager.cached(entry.name)
         if entry.name == active:
             status = "active"
@@ -118,6 +119,22 @@ def _models(shell, argument: str) -> None:
             status = "cached" if loaded is not None else "not loaded"
         runs_in = f" [{loaded.family.key}] {loaded.pick.describe()}" if loaded is not None else ""
         shell.say(f"{entry.name:20} {status:10} {entry.format:9} {entry.description}{runs_in}".rstrip())
+    _tools(shell)
+
+
+def _tools(shell) -> None:
+    """!models' second part: the post-processing models, by kind, the default of each marked."""
+    from .models.tools import WORDS, find
+
+    registry = shell.manager.registry
+    for fmt, word in WORDS.items():
+        entries = registry.of_format(fmt)
+        if entries:
+            shell.say(f"{word}s:")
+        for entry in entries:
+            status = "cached" if entry.name in shell.manager.tools.cached_names() else "not loaded"
+            mark = " (default)" if entry == find(registry, fmt) else ""
+            shell.say(f"  {entry.name:18} {status:10} {entry.path}{mark} {entry.description}".rstrip())
 
 
 @command("!switch", usage="!switch NAME", help="make another model active", completes="model")
@@ -128,7 +145,9 @@ def _switch(shell, argument: str) -> None:
         raise ParseError("!switch needs a model name; !models lists them")
     shell.model()  # finish any background load first
     manager = shell.manager
-    manager.registry.get(argument)
+    if manager.registry.get(argument).is_tool:
+        raise ParseError(f"!switch {argument}: that is a post-processing model "
+                         f"(format: {manager.registry.get(argument).format}); !switch takes a model that draws")
     if not manager.is_cached(argument):
         shell.say(f"loading model {argument}...")
     model = manager.activate(argument)

@@ -3,7 +3,8 @@ outpaint it (-c/--outcrop, -D, --force_outpaint), embiggen it (--embiggen), enla
 (--hires_fix with -W/-H), with the prompt, seed, steps, guidance and sampler its PNG records (or a new prompt).
 It runs as the generation command it stands for: `"<its prompt>" -s .. -S .. -C .. -A .. -I FILE <switches>`,
 shown before it runs, so the new PNG records a command that `!fetch` rebuilds and `!verify` replays; its
-sd-metadata lists the tools in 2.3's `postprocessing` form. The file's metadata is read as data."""
+sd-metadata lists the tools in 2.3's `postprocessing` form. With only -U/-G it restores and enlarges the picture
+itself (postprocess_commands.py). The file's metadata is read as data."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shlex
 from .command_table import CommandTable, split_words
 from .errors import ParseError
 from .paths import in_outdir
+from .postprocess_commands import fix_picture, postprocessing_only
 from .request import Defaults, GenerationRequest, parse, to_command
 
 COMMANDS = CommandTable()
@@ -19,7 +21,8 @@ command = COMMANDS.command
 
 # what a fixed picture keeps of the command that made it: how it was drawn, not what was done to it then
 KEPT = ("steps", "cfg_scale", "sampler", "seed", "clip_skip", "skip_normalize", "karras_max", "precision")
-TOOLS = "-c/--outcrop, -D/--out_direction, --force_outpaint, --embiggen or --hires_fix (with -W/-H)"
+TOOLS = ("-c/--outcrop, -D/--out_direction, --force_outpaint, --embiggen, --hires_fix (with -W/-H), "
+         "-U/--upscale or -G/--facetool_strength")
 
 
 def split_fix(argument: str) -> tuple[str, list[str], str | None]:
@@ -63,7 +66,8 @@ def fix_line(path: str, switches: list[str], new_prompt: str | None, recorded: s
 
 @command("!fix", usage='!fix FILE [switches] [--new_prompt "..."]', completes="image",
          help="work on a picture already made, with the prompt and seed its PNG records: outpaint (-c top 64), "
-              "embiggen (--embiggen 2), enlarge and refine (--hires_fix -W 1024 -H 1024)")
+              "embiggen (--embiggen 2), enlarge and refine (--hires_fix -W 1024 -H 1024); or restore its faces "
+              "(-G 0.8) and enlarge it (-U 2) as it is")
 def fix(shell, argument: str) -> None:
     from .outputs.fetch import NoMetadata, read_png
 
@@ -75,6 +79,12 @@ def fix(shell, argument: str) -> None:
         recorded = read_png(path).command
     except NoMetadata:
         recorded = None
+    if postprocessing_only(switches):
+        if new_prompt is not None:
+            raise ParseError("!fix: -U and -G work on the picture as it is; --new_prompt is for the tools that "
+                             "paint (-c, -D, --force_outpaint, --embiggen, --hires_fix)")
+        fix_picture(shell, path, switches, recorded)
+        return
     line = fix_line(path, switches, new_prompt, recorded, shell.defaults)
     request = parse(line, shell.defaults)  # a mistake in the switches is told before anything runs
     if not (request.outcrop or request.out_direction or request.force_outpaint or request.embiggen

@@ -38,35 +38,45 @@ def generate(parsed: GenerationRequest, session) -> Made:
     from .engine import adapters
     from .engine import generate as engine
     from .paths import writable_folder
+    from .postprocess import chain, postprocess, text_masker
 
-    # 1. Resolve back-references, bare names of pictures in the output folder, and the seed
+    # 1. Resolve back-references, bare names of pictures in the output folder, the seed, and the
+    # post-processing models' names
     request = resolve(parsed, session.previous, parsed.outdir or session.outdir)
     writable_folder(request.outdir or session.outdir)  # before any work: nothing is computed for nothing
+    post = chain(request, session.manager.tools)  # -G's and -U's models, loaded and checked before any work
+    request = post.named(request)
     # 2. The model, in the command's precision, with the LoRAs and embeddings the prompt names (and no other)
     model = session.model(request.precision)
     used = adapters.apply(model, request.extras, session.library)
     refiner = refiner_for(request, model, session.manager)
-    # 3. Prepare: each image's request, sized, with its schedule (nothing runs yet)
-    jobs = prepare(request, parsed.seed is not None, model)
+    # 3. Prepare: each image's request, sized, with its schedule and mask (-tm: CLIPSeg's); nothing runs yet
+    mask_model: list = []  # -tm's CLIPSeg, once it has run
+    jobs = prepare(request, parsed.seed is not None, model, text_masker(request, session.manager.tools,
+                                                                          session.say, mask_model))
     # 4. Say what will happen
     announce(request, jobs, model, session.say)
     outdir = request.outdir or session.outdir
     recorder = run_recorder(request, jobs, model)
     # 5-6. Denoise and decode, and the image tools' passes; the colours matched to --init_color
-    images, jobs, first = render(request, jobs, model, session.say, refiner, recorder)
+    images, jobs, first = render(request, jobs, model, session.say, refiner, recorder, post.upscaler)
     batches = engine.batches(jobs)
-    # 6. Postprocess: the grid
+    # 6. Postprocess: faces restored (-G), enlarged (-U); the grid
+    originals = images if request.save_original else None
+    images, tools_used = postprocess(request, images, post, session.say,
+                                     [job.request.seed for job in jobs])
+    tools_used = tuple(mask_model) + tools_used
     grid = grid_request(request, jobs)
     # 7. Save the PNGs (and the run's previews and strips)
-    prefix, saved = save(images, batches, model, grid, outdir, used, first)
-    for path, command in saved:
+    prefix, kept, saved = save(images, batches, model, grid, outdir, (used, tools_used), first, originals)
+    for path, command in kept + saved:
         session.say(f"{path}: {command}")
     if recorder is not None:
         from .outputs.runview import strip_title
 
         title = strip_title(jobs[0].schedule, jobs[0].mode)
         write_run_views(recorder, request, images, saved, (outdir, prefix, title), session.say)
-    return Made(tuple(Output(path, job.request.seed) for (path, _), job in zip(saved, jobs)), tuple(saved))
+    return Made(tuple(Output(path, job.request.seed) for (path, _), job in zip(saved, jobs)), tuple(kept + saved))
 
 
 def refiner_for(request: GenerationRequest, model, manager):
@@ -109,11 +119,11 @@ def _previous(previous: list[Output], reference: int, switch: str) -> Output:
     return previous[reference]
 
 
-def prepare(request: GenerationRequest, seeded: bool, model) -> list:
-    """The engine's Job for each image of the command (seeds by the rule in seeds.py)."""
+def prepare(request: GenerationRequest, seeded: bool, model, masker=None) -> list:
+    """The engine's Job for each image of the command (seeds by the rule in seeds.py); `masker`: -tm's."""
     from .engine import generate as engine
 
-    return [engine.prepare(r, model) for r in image_requests(request, seeded)]
+    return [engine.prepare(r, model, masker) for r in image_requests(request, seeded)]
 
 
 def announce(request: GenerationRequest, jobs: list, model, say: Callable[[str], None]) -> None:
@@ -159,19 +169,19 @@ def run_recorder(request: GenerationRequest, jobs: list, model):
                        jobs[0].schedule.steps_run, request.save_intermediates, keep_all=request.strip)
 
 
-def render(request: GenerationRequest, jobs: list, model, say: Callable[[str], None], refiner=None, recorder=None
-           ) -> tuple[list, list, tuple | None]:
+def render(request: GenerationRequest, jobs: list, model, say: Callable[[str], None], refiner=None, recorder=None,
+           upscaler=None) -> tuple[list, list, tuple | None]:
     """Stages 5 and 6 for the prepared jobs, as a command and `!verify` run them: denoise and decode batch by
     batch (--hires_fix: its first pass at the model's size, then the refinement; --embiggen: tile by tile;
-    outpainting: then the seam), and match the colours to --init_color. (the images, the jobs as last run,
-    --hires_fix's first pass (width, height, steps) or None)."""
+    outpainting: then the seam), and match the colours to --init_color; `upscaler`: --embiggen's. (the images,
+    the jobs as last run, --hires_fix's first pass (width, height, steps) or None)."""
     from .engine import generate as engine
     from .engine.images import open_image
 
     reference = open_image(request.init_color, "--init_color") if request.init_color is not None else None
     jobs, first = hires_fix(request, jobs, model, say)
     if request.embiggen is not None:
-        images = embiggen(jobs, model, say)
+        images = embiggen(jobs, model, say, upscaler)
     else:
         images = denoise(engine.batches(jobs), model, recorder, refiner)
         images = repaint_seams(jobs, images, model)
@@ -200,16 +210,17 @@ def hires_fix(request: GenerationRequest, jobs: list, model, say: Callable[[str]
     return hires.second_jobs(jobs, made, model), (first.width, first.height, first.schedule.steps)
 
 
-def embiggen(jobs: list, model, say: Callable[[str], None]) -> list:
-    """--embiggen: each picture enlarged, then refined tile by tile and the tiles blended."""
+def embiggen(jobs: list, model, say: Callable[[str], None], upscaler=None) -> list:
+    """--embiggen: each picture enlarged (by `upscaler`, else Lanczos), then refined tile by tile and the tiles
+    blended."""
     from .engine import embiggen as tiled
     from .engine import generate as engine
 
     chosen = jobs[0].request.embiggen_tiles
-    say(tiled.describe(jobs[0], model, len(jobs), chosen))
+    say(tiled.describe(jobs[0], model, len(jobs), chosen, upscaler))
     images = []
     for job in jobs:
-        big, laid, tile_jobs = tiled.tile_jobs(job, model, chosen)
+        big, laid, tile_jobs = tiled.tile_jobs(job, model, chosen, upscaler)
         refined = denoise(engine.batches(tile_jobs), model)
         images.append(tiled.assembled(big, laid, refined, tiled.settings(job.request)[2]))
     return images
@@ -263,17 +274,28 @@ def grid_request(request: GenerationRequest, jobs: list) -> GenerationRequest | 
                    variation_amount=request.variation_amount)
 
 
-def save(images: list, batches: list[list], model, grid: GenerationRequest | None, outdir: str, used: tuple = (),
-         first: tuple[int, int, int] | None = None) -> tuple[str, list[tuple[str, str]]]:
-    """(the command's prefix, [(path, canonical command)]) of the PNGs written; `used`: the LoRA and embedding
-    files the images were made with; `first`: --hires_fix's first pass (width, height, steps)."""
+def save(images: list, batches: list[list], model, grid: GenerationRequest | None, outdir: str,
+         used: tuple[list, tuple] = ((), ()), first: tuple[int, int, int] | None = None, originals: list | None = None
+         ) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
+    """(the command's prefix, [(path, canonical command)] of the pictures from before -U/-G that
+    --save_original keeps, the same of the PNGs of the command); `used`: (the LoRA and embedding files the
+    images were made with, the post-processing models that ran after); `first`: --hires_fix's first pass
+    (width, height, steps)."""
     from .engine import generate as engine
     from .outputs.naming import next_prefix
     from .outputs.save import save_images
+    from .postprocess import SUFFIX, without_postprocessing
 
     prefix = next_prefix(outdir)  # taken once the images exist: a cancelled run leaves no gap
-    made = replace(engine.provenance(model), used=tuple(used), hires=first)
-    return prefix, save_images(images, batches, outdir, model, made, grid, prefix=prefix)
+    drawn, tools = used
+    made = replace(engine.provenance(model), used=tuple(drawn) + tuple(tools), hires=first)
+    kept = []
+    if originals is not None:
+        plain = [[replace(job, request=without_postprocessing(job.request)) for job in batch] for batch in batches]
+        kept = save_images(originals, plain, outdir, model, replace(made, used=tuple(drawn)), prefix=prefix)
+    saved = save_images(images, batches, outdir, model, made, grid, prefix=prefix,
+                        suffix=SUFFIX if originals is not None else "")
+    return prefix, kept, saved
 
 
 def write_run_views(recorder, request: GenerationRequest, images: list, saved, where: tuple[str, str, str],

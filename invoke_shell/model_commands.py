@@ -15,12 +15,13 @@ from pathlib import Path
 from .command_table import CommandTable
 from .errors import ModelError, ParseError
 from .models.registry import NAME_PATTERN, ModelEntry
+from .models.tools import WORDS, a, load, recognise
 from .questions import ask, confirm, yes
 
 COMMANDS = CommandTable()
 command = COMMANDS.command
 
-CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt")
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")  # .pth: upscalers and face restorers
 _TEXT = {"--name", "--description", "--path", "--weights", "--config", "--vae"}
 _INT = {"--width", "--height"}
 _FLAGS = {"--default", "--yes", "--all"}
@@ -73,10 +74,11 @@ def _candidates(path: Path) -> list[Path]:
         if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
             raise ModelError(f"{path}: not a model file (expected {', '.join(CHECKPOINT_SUFFIXES)})")
         return [path]
-    if (path / "model_index.json").is_file():
+    if (path / "model_index.json").is_file() or (path / "config.json").is_file():  # config.json: CLIPSeg
         return [path]
     if path.is_dir():
         found = sorted({p.parent for p in path.glob("*/model_index.json")} |
+                       {p.parent for p in path.glob("*/config.json") if recognise(p.parent)} |
                        {p for p in path.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES and p.is_file()})
         if not found:
             raise ModelError(f"{path}: no diffusers folders or checkpoint files in this folder")
@@ -93,7 +95,8 @@ def _suggest_name(path: Path, taken) -> str:
 
 
 @command("!import_model", "!import", usage="!import_model PATH", completes="model_file",
-         help="add a diffusers folder or checkpoint (or every one in a folder) to models.yaml")
+         help="add a diffusers folder or checkpoint, an upscaler or face restorer (.pth, .safetensors) or a "
+              "CLIPSeg folder (or every one in a folder) to models.yaml")
 def import_model(shell, argument: str) -> None:
     positional, options = _options("!import_model", argument, _TEXT | _INT | {"--default", "--all"})
     if len(positional) != 1:
@@ -117,10 +120,14 @@ def import_model(shell, argument: str) -> None:
             raise ModelError(f"!import_model: a model named {name!r} exists already")
         description = options.get("--description") or (
             f"imported from {target}" if everything else ask(shell, "description", f"imported from {target}"))
+        tool = recognise(target)
+        kind = WORDS[tool] if tool else "model"
         make_default = bool(options.get("--default")) and len(targets) == 1 or (
-            not everything and shell.ask is not None and yes(shell, "make it the default model?"))
+            not everything and shell.ask is not None and yes(shell, f"make it the default {kind}?"))
         absolute = str(target.resolve())
-        if target.is_file():
+        if tool is not None:
+            entry = ModelEntry(name, description, tool, path=absolute, default=make_default)
+        elif target.is_file():
             entry = ModelEntry(name, description, "ckpt", weights=absolute, config=options.get("--config"),
                                vae=options.get("--vae"), width=options.get("--width"),
                                height=options.get("--height"), default=make_default)
@@ -129,11 +136,14 @@ def import_model(shell, argument: str) -> None:
                                default=make_default)
         entry = replace(entry, base_dir=str(Path(registry.source).resolve().parent))
         shell.say(f"test-loading {name} from {target}...")
-        shell.manager.preload(entry)
+        if tool is not None:
+            shell.say(f"{name}: {load(entry).describe()}, {a(kind)} (format: {tool})")
+        else:
+            shell.manager.preload(entry)
         updated = registry.with_entry(entry)
         updated.save()
         shell.manager.set_registry(updated)
-        shell.say(f"imported {name} into {registry.source}" + (" as the default model" if make_default else ""))
+        shell.say(f"imported {name} into {registry.source}" + (f" as the default {kind}" if make_default else ""))
 
 
 @command("!edit_model", "!edit", usage="!edit_model NAME", completes="model",
@@ -148,7 +158,8 @@ def edit_model(shell, argument: str) -> None:
     for switch, key in (("--name", "name"), ("--description", "description"), ("--path", "path"),
                         ("--weights", "weights"), ("--config", "config"), ("--vae", "vae")):
         current = getattr(old, key)
-        if key == "path" and old.format != "diffusers" or key in ("weights", "config") and old.format != "ckpt":
+        if key == "path" and old.format == "ckpt" or key in ("weights", "config") and old.format != "ckpt" \
+                or key == "vae" and old.is_tool:
             continue
         if switch in options:
             changes[key] = options[switch]
@@ -221,6 +232,9 @@ def convert_model(shell, argument: str) -> None:
         raise ParseError("!convert_model needs a model name: !convert_model NAME [--dest DIR]")
     registry = _writable_registry(shell)
     entry = registry.get(positional[0])
+    if entry.is_tool:
+        raise ModelError(f"!convert_model: {entry.name!r} is a post-processing model (format: {entry.format}); "
+                         "it runs from its file as it is")
     if entry.format != "ckpt":
         raise ModelError(f"!convert_model: {entry.name!r} is a diffusers folder already ({entry.location()})")
     dest = Path(os.path.expanduser(options.get("--dest") or

@@ -14,7 +14,7 @@ from functools import cached_property
 from .errors import ParseError
 from .prompt_extras import PromptExtras, extract
 from .fnformat import file_name
-from .switch_values import check_printable, check_size, check_value, convert, shown_value
+from .switch_values import check_printable, check_size, check_value, convert, format_switch, shown_value
 from .switches import BY_DEST, BY_SPELLING, SWITCHES, UNSUPPORTED, Switch, unsupported_message
 
 MAX_PROMPT_CHARS = 2000
@@ -62,6 +62,7 @@ class GenerationRequest:
     strength: float | None = None  # set whenever init_img is
     init_mask: str | None = None   # inpainting: a mask image for init_img
     invert_mask: bool = False
+    text_mask: tuple[str, float] | None = None  # inpainting: the mask is where CLIPSeg finds (text, threshold)
     fit: bool = False
     compensate_steps: bool = False  # img2img: -s counts the steps run from the init image
     iterations: int | None = None  # None: one image
@@ -87,6 +88,12 @@ class GenerationRequest:
     embiggen: tuple[float, ...] | None = None  # (scale[, upscale strength[, overlap]])
     embiggen_tiles: tuple[int, ...] | None = None  # refine only these tiles
     embiggen_strength: float | None = None  # each tile's strength (None: -f)
+    facetool_strength: float | None = None  # -G: restore faces, blended in this much
+    facetool: str | None = None    # -G's face restorer (a models.yaml name); filled in when a command runs
+    codeformer_fidelity: float | None = None  # -G with CodeFormer
+    upscale: tuple[float, float] | None = None  # -U: (scale, strength)
+    upscaler: str | None = None    # -U's upscaler (a models.yaml name); filled in when a command runs
+    save_original: bool = False    # with -U/-G: keep the picture from before them too
     init_color: str | None = None  # match the result's colours to this image
     karras_max: int | None = None  # InvokeAI 2.3's: Karras sigmas below this many steps
     perlin: float | None = None    # InvokeAI 2.3's Perlin noise mix
@@ -166,6 +173,7 @@ class GenerationRequest:
                                           or self.strip or self.save_intermediates):
             raise ParseError("--embiggen refines tile by tile; not with outpainting, --hires_fix, -M/--init_mask, "
                              "--strip or --save_intermediates")
+        self._check_postprocessing(outpainting)
         if self.individual and self.grid:
             raise ParseError("-i/--individual asks for no grid and -g/--grid for one: give one of them")
         if self.fnformat is not None:
@@ -176,6 +184,25 @@ class GenerationRequest:
             raise ParseError("-V/--with_variations needs -S/--seed: the chain starts from that seed's noise")
         if self.with_variations is not None and self.variation_amount is None and (self.iterations or 1) > 1:
             raise ParseError("-V/--with_variations without -v makes one image; drop -n or add -v")
+
+    def _check_postprocessing(self, outpainting: bool) -> None:
+        """-U, -G and -tm: what each needs, and what they cannot go with."""
+        if self.upscaler is not None and self.upscale is None and self.embiggen is None:
+            raise ParseError("--upscaler names the model -U/--upscale (or --embiggen) enlarges with: add -U SCALE")
+        if (self.facetool is not None or self.codeformer_fidelity is not None) and self.facetool_strength is None:
+            raise ParseError(f"{'-ft/--facetool' if self.facetool else '-cf/--codeformer_fidelity'} shapes face "
+                             "restoration: add -G/--facetool_strength STRENGTH")
+        if self.save_original and self.upscale is None and not self.facetool_strength:
+            raise ParseError("--save_original keeps the picture from before -U/--upscale or -G/--facetool_strength: "
+                             "add one of them")
+        if self.text_mask is not None:
+            if self.init_img is None:
+                raise ParseError("-tm/--text_mask finds what to repaint in a picture: add -I/--init_img")
+            if self.init_mask is not None:
+                raise ParseError("-tm/--text_mask and -M/--init_mask both give the mask: give one of them")
+            if outpainting or self.hires_fix or self.embiggen is not None:
+                raise ParseError("-tm/--text_mask repaints part of the -I picture; not with outpainting, "
+                                 "--hires_fix or --embiggen")
 
     @cached_property
     def extras(self) -> PromptExtras:
@@ -320,6 +347,8 @@ def parse(line: str, defaults: Defaults = Defaults()) -> GenerationRequest:
     if values.get("init_img") is not None and (values.get("outcrop") or values.get("out_direction")
                                                or values.get("force_outpaint")):
         values.setdefault("strength", OUTCROP_STRENGTH)
+    if values.get("embiggen_tiles") is not None:  # 2.3's way to redo tiles of a picture embiggen made: at its size
+        values.setdefault("embiggen", (1.0,))
     if values.get("init_img") is not None and values.get("embiggen"):
         values.setdefault("strength", EMBIGGEN_STRENGTH)
     if values.get("init_img") is not None:
@@ -340,27 +369,6 @@ def quote_prompt(prompt: str) -> str:
     return '"' + prompt.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _format(sw: Switch, value: object) -> str:
-    if sw.kind == "flag":
-        return sw.long[0]
-    if isinstance(value, float):
-        return f"{sw.canonical} {value!r}"
-    if sw.kind == "variations":
-        return f"{sw.canonical} " + ",".join(f"{seed}:{weight!r}" for seed, weight in value)
-    if sw.kind == "axes":
-        return f"{sw.canonical} " + ",".join(value)
-    if sw.kind == "outcrop":
-        return f"{sw.canonical} " + " ".join(f"{side} {pixels}" for side, pixels in value)
-    if sw.kind in ("floats", "ints"):
-        return f"{sw.canonical} " + " ".join(repr(v) for v in value)
-    if sw.kind == "direction":
-        return f"{sw.canonical} " + " ".join(str(v) for v in value if v is not None)
-    text = str(value)
-    if sw.kind == "path" and _LOOKS_LIKE_SWITCH.match(text):
-        return f"{sw.long[0]}={shlex.quote(text)}"  # a path that starts like a switch
-    return f"{sw.canonical} {shlex.quote(text)}"
-
-
 def to_command(request: GenerationRequest) -> str:
     """The canonical command: the prompt quoted, then every switch that is set, in table order."""
     parts = [quote_prompt(request.prompt)]
@@ -368,7 +376,7 @@ def to_command(request: GenerationRequest) -> str:
         value = getattr(request, sw.dest)
         if value is None or value is False:
             continue
-        parts.append(_format(sw, value))
+        parts.append(format_switch(sw, value))
     return " ".join(parts)
 
 

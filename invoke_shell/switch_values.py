@@ -5,6 +5,7 @@ torch."""
 from __future__ import annotations
 
 import re
+import shlex
 import unicodedata
 
 from .errors import ParseError
@@ -92,6 +93,9 @@ def check_value(sw: Switch, value: object) -> None:
     if sw.kind in ("floats", "ints"):
         _check_numbers(sw, value)
         return
+    if sw.kind in ("upscale", "textmask"):
+        _check_pair(sw, value)
+        return
     if sw.kind in ("outcrop", "direction"):
         pairs = value if sw.kind == "outcrop" else (value,)
         if not isinstance(value, tuple) or not pairs or not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
@@ -141,6 +145,10 @@ def convert(sw: Switch, text: str) -> object:
         return parse_numbers(sw, text)
     if sw.kind == "direction":
         return parse_direction(sw, text)
+    if sw.kind == "upscale":
+        return parse_upscale(sw, text)
+    if sw.kind == "textmask":
+        return parse_text_mask(sw, text)
     if sw.kind == "choice":
         lowered = dict(sw.synonyms).get(text.lower(), text.lower())
         if lowered not in sw.choices:
@@ -241,3 +249,78 @@ def _check_numbers(sw: Switch, value: object) -> None:
     for number, (lo, hi), name in zip(value, EMBIGGEN_RANGES, names):
         if isinstance(number, bool) or not isinstance(number, (int, float)) or not lo <= number <= hi:
             raise ParseError(f"{sw.name}: {name} must be in [{lo:g}, {hi:g}], got {shown_value(number)}")
+
+
+UPSCALE_STRENGTH = 0.75  # 2.3's default for -U's second number
+MAX_UPSCALE = 8.0
+TEXT_MASK_THRESHOLD = 0.5  # 2.3's default for -tm's second word
+
+
+def parse_upscale(sw: Switch, text: str) -> tuple[float, float]:
+    """-U `SCALE [STRENGTH]`: (scale, strength), the strength 0.75 unless given (2.3's)."""
+    try:
+        numbers = tuple(float(w) for w in text.replace(",", " ").split())
+    except ValueError:
+        raise ParseError(f"{sw.name} expects numbers ({sw.metavar}), got {shown_value(text)}") from None
+    if not 1 <= len(numbers) <= 2:
+        raise ParseError(f"{sw.name} expects {sw.metavar} (one or two numbers), got {shown_value(text)}")
+    return float(numbers[0]), float(numbers[1]) if len(numbers) == 2 else UPSCALE_STRENGTH
+
+
+def parse_text_mask(sw: Switch, text: str) -> tuple[str, float]:
+    """-tm `TEXT [THRESHOLD]`: (text, threshold); the last word is the threshold when it is a number."""
+    words = text.split()
+    threshold = TEXT_MASK_THRESHOLD
+    if len(words) > 1:
+        try:
+            threshold = float(words[-1])
+            words = words[:-1]
+        except ValueError:
+            pass
+    return " ".join(words), threshold
+
+
+def _check_pair(sw: Switch, value: object) -> None:
+    if not isinstance(value, tuple) or len(value) != 2 or isinstance(value[1], bool) \
+            or not isinstance(value[1], (int, float)):
+        raise ParseError(f"{sw.name} expects {sw.metavar}, got {shown_value(value)}")
+    first, second = value
+    if sw.kind == "upscale":
+        if isinstance(first, bool) or not isinstance(first, (int, float)) or not 1 <= first <= MAX_UPSCALE:
+            raise ParseError(f"{sw.name}: the scale must be in [1, {MAX_UPSCALE:g}], got {shown_value(first)}")
+        if not 0 <= second <= 1:
+            raise ParseError(f"{sw.name}: the strength must be in [0, 1], got {shown_value(second)}")
+        return
+    if not isinstance(first, str) or not first.strip():
+        raise ParseError(f'{sw.name} needs the TEXT to look for: -tm "a red hat" [THRESHOLD]')
+    if len(first) > 200:
+        raise ParseError(f"{sw.name}: the text has {len(first)} characters; at most 200 are allowed")
+    check_printable(f"the {sw.name} text", first)
+    if not 0 <= second <= 1:
+        raise ParseError(f"{sw.name}: the threshold must be in [0, 1], got {shown_value(second)}")
+
+
+def format_switch(sw: Switch, value: object) -> str:
+    """A switch and its value as the canonical command writes them."""
+    if sw.kind == "flag":
+        return sw.long[0]
+    if isinstance(value, float):
+        return f"{sw.canonical} {value!r}"
+    if sw.kind == "variations":
+        return f"{sw.canonical} " + ",".join(f"{seed}:{weight!r}" for seed, weight in value)
+    if sw.kind == "axes":
+        return f"{sw.canonical} " + ",".join(value)
+    if sw.kind == "outcrop":
+        return f"{sw.canonical} " + " ".join(f"{side} {pixels}" for side, pixels in value)
+    if sw.kind in ("floats", "ints"):
+        return f"{sw.canonical} " + " ".join(repr(v) for v in value)
+    if sw.kind == "direction":
+        return f"{sw.canonical} " + " ".join(str(v) for v in value if v is not None)
+    if sw.kind == "upscale":
+        return f"{sw.canonical} {value[0]!r} {value[1]!r}"
+    if sw.kind == "textmask":
+        return f"{sw.canonical} {shlex.quote(value[0])} {value[1]!r}"
+    text = str(value)
+    if sw.kind == "path" and re.match(r"--?[A-Za-z]", text):
+        return f"{sw.long[0]}={shlex.quote(text)}"  # a path that starts like a switch
+    return f"{sw.canonical} {shlex.quote(text)}"

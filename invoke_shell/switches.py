@@ -101,6 +101,10 @@ SWITCHES: tuple[Switch, ...] = (
            "PATH", completes="image"),
     Switch("invert_mask", (), ("--invert_mask",), "flag",
            "inpainting: repaint the opaque (white) areas of the mask instead, keep the rest"),
+    Switch("text_mask", ("-tm",), ("--text_mask",), "textmask",
+           "inpaint where the -I picture shows TEXT, as CLIPSeg (models.yaml format: text_mask) finds it: "
+           "the points it is at least THRESHOLD sure of (default 0.5); quote a TEXT of several words",
+           "TEXT [THRESHOLD]", nargs=True),
     Switch("fit", ("-T", "-fit"), ("--fit",), "flag", "fit the init image inside W x H, keeping its aspect ratio",
            launch=True),
     Switch("compensate_steps", (), ("--compensate_steps",), "flag",
@@ -164,6 +168,25 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("embiggen_strength", (), ("--embiggen_strength",), "float",
            "--embiggen: the img2img strength of each tile; default -f, which defaults to 0.4 with --embiggen", "F",
            range=Range(0, 1, lo_open=True)),
+    Switch("facetool_strength", ("-G",), ("--facetool_strength", "--gfpgan_strength"), "float",
+           "restore the faces in each picture with a face restorer (models.yaml format: facetool) and blend them "
+           "in this much: 0 none, 1 fully", "F", range=Range(0, 1)),
+    Switch("facetool", ("-ft",), ("--facetool",), "str",
+           "-G's face restorer: a models.yaml name (2.3's gfpgan, codeformer); default: the facetool stanza "
+           "marked default, else the first", "NAME", completes="model"),
+    Switch("codeformer_fidelity", ("-cf",), ("--codeformer_fidelity",), "float",
+           "-G with CodeFormer: 0 favours quality, 1 stays faithful to the picture; default 0.75", "F",
+           range=Range(0, 1)),
+    Switch("upscale", ("-U",), ("--upscale",), "upscale",
+           "enlarge each picture SCALE times with an upscaler model (models.yaml format: upscaler), blended "
+           "with a plain enlargement by STRENGTH (default 0.75; 1: the model's alone)", "SCALE [STRENGTH]",
+           nargs=True),
+    Switch("upscaler", (), ("--upscaler",), "str",
+           "-U's (and --embiggen's) upscaler: a models.yaml name; default: the upscaler stanza marked default, "
+           "else the first",
+           "NAME", completes="model"),
+    Switch("save_original", ("-save_orig",), ("--save_original",), "flag",
+           "with -U or -G: keep each picture as it was too; the processed one is <prefix>.<seed>.postprocessed.png"),
     Switch("init_color", (), ("--init_color",), "path",
            "match the result's colours to this image's (their histograms in LAB), as InvokeAI 2.3 did", "IMAGE",
            completes="image"),
@@ -214,12 +237,7 @@ BY_SPELLING: dict[str, Switch] = {spelling: s for s in SWITCHES for spelling in 
 
 # InvokeAI 2.3 switches that invoke-shell does not (yet) build: named, never silently ignored.
 UNSUPPORTED: dict[str, str] = {
-    "-tm": "--text_mask", "--text_mask": "--text_mask",
     "-r": "--inpaint_replace", "--inpaint_replace": "--inpaint_replace",
-    "-G": "--facetool_strength", "--facetool_strength": "--facetool_strength",
-    "--gfpgan_strength": "--gfpgan_strength", "-ft": "--facetool", "--facetool": "--facetool",
-    "-cf": "--codeformer_fidelity", "--codeformer_fidelity": "--codeformer_fidelity",
-    "-U": "--upscale", "--upscale": "--upscale", "-save_orig": "--save_original", "--save_original": "--save_original",
     "--use_mps_noise": "--use_mps_noise",
 }
 

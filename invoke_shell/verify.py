@@ -98,6 +98,8 @@ def check(shell, path: str, options: Options) -> tuple[str, bool]:
         return "not verified: no generation metadata", False
     except (ParseError, ImageError) as exc:
         return f"not verified: {exc}", False
+    from .postprocess import chain, postprocess, text_masker
+
     request = parse(rebuilt.command)
     if request.seed is None:
         return "not verified: the file records no seed", False
@@ -114,12 +116,15 @@ def check(shell, path: str, options: Options) -> tuple[str, bool]:
     adapters.apply(model, request.extras, shell.library)
     refiner = refiner_for(request, model, shell.manager)
     quiet = lambda line: None  # noqa: E731  (the verdict line says what matters)
+    post = chain(request, shell.manager.tools)  # -G, -U and -tm's models, as the file names them
+    masker = text_masker(request, shell.manager.tools, quiet, [])
     if rebuilt.batch is not None:  # made in one model pass with others: the same pass again
         commands, index = rebuilt.batch
-        jobs = [engine.prepare(replace(parse(c), precision=precision), model) for c in commands]
-        images = [render(request, jobs, model, quiet, refiner)[0][index]]
+        jobs = [engine.prepare(replace(parse(c), precision=precision), model, masker) for c in commands]
+        images = [render(request, jobs, model, quiet, refiner, None, post.upscaler)[0][index]]
     else:
-        images = render(request, prepare(request, True, model), model, quiet, refiner)[0]
+        images = render(request, prepare(request, True, model, masker), model, quiet, refiner, None, post.upscaler)[0]
+    images = postprocess(request, images, post, quiet)[0]
     if request.grid and len(images) > 1:
         from .outputs.save import make_grid
 

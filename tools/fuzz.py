@@ -165,7 +165,11 @@ class Fuzzer:
                   "seam_blur": lambda: rng.randint(1, 256), "seam_strength": lambda: rng.uniform(0.01, 1),
                   "seam_steps": lambda: rng.randint(1, 1000), "tile_size": lambda: rng.randint(1, 512),
                   "embiggen": lambda: rng.choice(["2", "2.5 0.75", "1.5 0.5 0.25"]),
-                  "embiggen_tiles": lambda: rng.choice(["1", "1 3 5"]), "embiggen_strength": lambda: rng.uniform(0.01, 1)}
+                  "embiggen_tiles": lambda: rng.choice(["1", "1 3 5"]), "embiggen_strength": lambda: rng.uniform(0.01, 1),
+                  "text_mask": lambda: rng.choice(["hat", "'a red hat' 0.4", "sky 0.9"]),
+                  "facetool_strength": lambda: rng.uniform(0, 1), "facetool": lambda: rng.choice(["gfpgan", "cf"]),
+                  "codeformer_fidelity": lambda: rng.uniform(0, 1), "upscale": lambda: rng.choice(["2", "4 0.5"]),
+                  "upscaler": lambda: rng.choice(["realesrgan-x4", "x2"])}
         parts = [rng.choice(['"fire"', "fire", "'a cat [dog]'", '"a \\"quoted\\" cat"', "a red star",
                              '"a <ember> cat withLora(ring,0.5)"', "a cat <lora:x:1.5> <lora:y>", "a cat:0.5 a dog:1"])]
         for dest in rng.sample(sorted(BY_DEST), rng.randint(0, 8)):

@@ -1,8 +1,10 @@
 """--embiggen SCALE [UPSCALE_STRENGTH] [OVERLAP], as InvokeAI 2.3 made it: the init picture enlarged SCALE
-times (Lanczos; an upscaler model once one is configured), then refined tile by tile by img2img at the model's
-size (or -W x -H), the tiles overlapping by OVERLAP of a tile and blended there with linear ramps, so the
-model adds detail at its own scale everywhere. Tiles are numbered from 1, left to right, top to bottom (2.3's
-numbering); --embiggen_tiles N ... refines only those, leaving the rest of the enlarged picture as it is."""
+times (by the upscaler model, blended with Lanczos by UPSCALE_STRENGTH; Lanczos alone when none is
+configured), then refined tile by tile by img2img at the model's size (or -W x -H), the tiles overlapping by
+OVERLAP of a tile and blended there with linear ramps, so the model adds detail at its own scale everywhere.
+Tiles are numbered from 1, left to right, top to bottom (2.3's numbering); --embiggen_tiles N ... refines only
+those, leaving the rest of the enlarged picture as it is (alone, without --embiggen: the picture at its own
+size, 2.3's way to redo tiles of a picture embiggen made)."""
 
 from __future__ import annotations
 
@@ -89,11 +91,16 @@ def checked(job, model):
     return job
 
 
-def tile_jobs(job, model, chosen: tuple[int, ...] | None) -> tuple[Image.Image, list[Tile], list]:
+def tile_jobs(job, model, chosen: tuple[int, ...] | None, upscaler=None) -> tuple[Image.Image, list[Tile], list]:
     """(the enlarged picture, its tiles to refine, one img2img Job per tile, on the job's schedule: its
-    strength is --embiggen_strength, else -f)."""
+    strength is --embiggen_strength, else -f); `upscaler`: the model that enlarges it, else Lanczos."""
     size, laid = layout(job, model)
-    big = job.init_image.resize(size, Image.Resampling.LANCZOS)
+    if upscaler is not None and size != job.init_image.size:
+        from .upscale import enlarge
+
+        big = enlarge(job.init_image, size, upscaler, settings(job.request)[1])
+    else:
+        big = job.init_image.resize(size, Image.Resampling.LANCZOS)
     if chosen:
         laid = [t for t in laid if t.number in chosen]
     jobs = [replace(job, init_image=big.crop(t.box), width=t.box[2] - t.box[0], height=t.box[3] - t.box[1],
@@ -130,14 +137,18 @@ def assembled(big: Image.Image, laid: list[Tile], refined: list[Image.Image], ov
     return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
 
 
-def describe(job, model, count: int, chosen: tuple[int, ...] | None) -> str:
+def describe(job, model, count: int, chosen: tuple[int, ...] | None, upscaler=None) -> str:
     request = job.request
     scale, upscale_strength, overlap = settings(request)
     (width, height), laid = layout(job, model)
     tile = laid[0].box
     which = f"tiles {', '.join(map(str, chosen))} of {len(laid)}" if chosen else f"{len(laid)} tiles"
-    return (f"embiggen: {job.init_image.width}x{job.init_image.height} x{scale:g} -> {width}x{height} by "
-            f"Lanczos (no upscaler configured; the upscale strength {upscale_strength:g} waits for one), {which} "
+    how = (f"{upscaler.describe()} blended with Lanczos at {upscale_strength:g}" if upscaler is not None and
+           (width, height) != job.init_image.size else
+           f"Lanczos (no upscaler configured; the upscale strength {upscale_strength:g} waits for one)"
+           if scale > 1 else "Lanczos")
+    return (f"embiggen: {job.init_image.width}x{job.init_image.height} x{scale:g} -> {width}x{height} by {how}, "
+            f"{which} "
             f"of {tile[2] - tile[0]}x{tile[3] - tile[1]} overlapping {int((tile[2] - tile[0]) * overlap)} px, each "
             f"{job.schedule.steps_run} of {job.schedule.steps} steps at strength {job.schedule.strength:g}"
             + (f" ({count} pictures)" if count > 1 else ""))

@@ -51,14 +51,15 @@ class Job:
         return "img2img" if self.init_image is not None or self.init_latents is not None else "txt2img"
 
 
-def prepare(request: GenerationRequest, model) -> Job:
-    """Resolve size, mask and schedule. `request.seed` must be a real seed and `init_img` a real path."""
+def prepare(request: GenerationRequest, model, masker=None) -> Job:
+    """Resolve size, mask and schedule. `request.seed` must be a real seed and `init_img` a real path;
+    `masker(picture)` gives -tm/--text_mask's Mask of the init picture."""
     assert request.seed is not None and request.seed >= 0, "resolve the seed before preparing"
     if model.family.key == "sdxl-refiner" and not request.is_img2img:
         raise ImageError(f"model {model.name!r} is an SDXL refiner: it refines a picture; give -I/--init_img, or "
                          f"use it as --refiner {model.name} with an SDXL base model")
     image = open_image(request.init_img) if request.is_img2img else None
-    mask, notes, warnings = _mask(request, image)
+    mask, notes, warnings = _mask(request, image, masker)
     embiggen = request.embiggen is not None  # its -W x -H are the tiles' size: the picture keeps its own
     sizing = choose_size(None if embiggen else request.width, None if embiggen else request.height, request.fit,
                          model.native_size, model.size_multiple, image.size if image is not None else None)
@@ -101,11 +102,16 @@ def _enlarging(picture: tuple[int, int], size: tuple[int, int]) -> str:
             f"{size[0]}x{size[1]}, then refined")
 
 
-def _mask(request: GenerationRequest, image: Image.Image | None) -> tuple[Mask | None, tuple[str, ...], tuple[str, ...]]:
-    """The inpainting mask of a request: -M's file (the init image's size unless --fit), else the init
-    image's transparency; with the notes and warnings to show."""
+def _mask(request: GenerationRequest, image: Image.Image | None, masker=None
+          ) -> tuple[Mask | None, tuple[str, ...], tuple[str, ...]]:
+    """The inpainting mask of a request: -M's file (the init image's size unless --fit), or -tm's (from
+    `masker`), else the init image's transparency; with the notes and warnings to show."""
     if image is None:
         return None, (), ()
+    if request.text_mask is not None:
+        if masker is None:
+            raise ImageError("-tm/--text_mask: no text-mask model was handed to the engine")
+        return masker(image), (), ()
     if request.init_mask is not None:
         mask = masks.read_mask(request.init_mask)
         if mask.image.size != image.size and not request.fit:

@@ -16,7 +16,7 @@ MASK_SWITCH = "-M/--init_mask"
 @dataclass(frozen=True)
 class Mask:
     image: Image.Image   # "L", 255 = repaint, at the init image's size until `sized`
-    source: str          # "file" (-M) or "alpha" (the init image's transparency)
+    source: str          # "file" (-M), "alpha" (the init image's transparency) or "text" (-tm)
 
     def sized(self, size: tuple[int, int]) -> "Mask":
         if self.image.size == size:
@@ -69,6 +69,14 @@ def check(mask: Mask, invert: bool) -> Mask:
     """Apply --invert_mask and refuse masks that leave nothing to keep or nothing to repaint."""
     image = ImageOps.invert(mask.image) if invert else mask.image
     low, high = image.getextrema()
+    if mask.source == "text":
+        if high == 0 or low == 255:
+            what = "selects nothing" if high == 0 else "selects every pixel"
+            lower = (high == 0) != invert
+            raise ImageError(f"-tm/--text_mask: CLIPSeg's mask {what}{' once inverted' if invert else ''}; give a "
+                             f"{'lower' if lower else 'higher'} threshold (-tm TEXT THRESHOLD) or other words "
+                             "(!mask FILE -tm TEXT shows the mask)")
+        return Mask(image, mask.source)
     what = "the mask" if mask.source == "file" else "the init image's transparency"
     if high == 0:
         raise ImageError(f"{MASK_SWITCH}: {what} keeps every pixel, so there is nothing to repaint "

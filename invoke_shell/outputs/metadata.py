@@ -84,6 +84,10 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
         **({"hires_strength": request.hires_strength, "hires_method": request.hires_method} if request.hires_fix
            else {}),
         "postprocessing": postprocessing(request),
+        **({"facetool": request.facetool, "facetool_strength": request.facetool_strength,
+            **({"codeformer_fidelity": request.codeformer_fidelity} if request.codeformer_fidelity is not None
+               else {})} if request.facetool_strength else {}),
+        **({"upscale": list(request.upscale), "upscaler": request.upscaler} if request.upscale is not None else {}),
         "steps_run": steps_run,
         "schedule_steps": schedule_steps if schedule_steps is not None else request.steps,
         "compensate_steps": request.compensate_steps,
@@ -100,6 +104,8 @@ def sd_metadata(request: GenerationRequest, *, model_name: str, model_hash: str,
                      fit=request.fit, orig_hash=file_sha256(request.init_img))
     if mask_source is not None:  # inpainting: the mask file and its hash, or the init image's transparency
         image.update(type="inpaint", mask=mask_source, invert_mask=request.invert_mask)
+        if request.text_mask is not None:
+            image.update(text_mask=list(request.text_mask))
         if request.init_mask is not None:
             image.update(init_mask=request.init_mask, mask_hash=file_sha256(request.init_mask))
     return {"model": "stable diffusion", "model_id": model_name, "model_hash": model_hash,

@@ -44,7 +44,8 @@ class Provenance:
     def to_json(self) -> dict:
         found = {"precision": self.precision, "device": self.device, "noise_device": self.noise_device,
                  "versions": {"invoke-shell": self.app, "torch": self.torch, "diffusers": self.diffusers}}
-        for kind, key in (("lora", "loras"), ("embedding", "embeddings")):
+        for kind, key in (("lora", "loras"), ("embedding", "embeddings"), ("text_mask", "text_mask_model"),
+                          ("facetool", "facetool_model"), ("upscaler", "upscaler_model")):
             entries = [{"name": u.name, **({"weight": u.weight} if u.weight is not None else {}),
                         "sha256": u.sha256, "short_hash": u.short_hash} for u in self.used if u.kind == kind]
             if entries:

@@ -31,12 +31,13 @@ def image_name(request) -> str:
     return str(request.with_variations[-1][0] if request.with_variations else request.seed)
 
 
-def save_images(images, batches, outdir: str, model, made: Provenance, grid_request=None, prefix: str | None = None
-                ) -> list[tuple[str, str]]:
+def save_images(images, batches, outdir: str, model, made: Provenance, grid_request=None, prefix: str | None = None,
+                suffix: str = "") -> list[tuple[str, str]]:
     """Write each image of one command as `<prefix>.<seed>.png` (a variation: its sub-seed; --fnformat: its
     template), plus a grid
     `<prefix>.<first seed>.grid.png` when `grid_request` is given. `batches` are the command's jobs as they
-    went through the model together; `made` is what they were made with. Returns [(path, canonical command)]."""
+    went through the model together; `made` is what they were made with; `suffix` goes before `.png` (the
+    processed pictures of --save_original). Returns [(path, canonical command)]."""
     prefix = prefix or next_prefix(outdir)
     jobs = [job for batch in batches for job in batch]
     commands = [to_command(job.request) for job in jobs]
@@ -54,7 +55,7 @@ def save_images(images, batches, outdir: str, model, made: Provenance, grid_requ
         metas.append({k: v for k, v in json.loads(chunks["sd-metadata"])["image"].items() if k != "batch"})
         stem = file_name(request, prefix, model.name)[: -len(".png")] if request.fnformat else \
             f"{prefix}.{image_name(request)}"
-        path = _free_name(outdir, stem)
+        path = _free_name(outdir, stem + suffix)
         write_png(path, image, chunks, request.png_compression)
         append_log(outdir, path, command)
         saved.append((path, command))

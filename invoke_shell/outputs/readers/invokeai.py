@@ -11,6 +11,7 @@ from ...errors import ParseError
 from ...prompt_extras import is_lora
 from ...request import HIRES_STRENGTH, parse, quote_prompt, split_prompt, to_command
 from ...samplers import FROM_INVOKEAI3
+from ...switch_values import UPSCALE_STRENGTH
 from ...switches import BY_SPELLING, HIRES_METHODS, SAMPLERS, SEAMLESS_AXES, UNSUPPORTED
 from .common import (MAX_TEXT_CHARS, Found, as_float, as_int, as_text, clip, command_of, load_json_object,
                      map_sampler, plain_brackets, seamless_axes_of)
@@ -158,9 +159,9 @@ def from_sd_metadata(text: str) -> tuple[str, list[str], bool]:
     if image.get("init_mask") and not image.get("init_img"):
         found.note("init_mask", image["init_mask"])
     _image_tools(image, found)
-    for key in ("facetool_strength", "inpaint_replace", "upscale"):
-        if image.get(key) not in (None, 0, 0.0, False, "", []):
-            found.note(key, image[key])
+    _postprocessing(image, found)
+    if image.get("inpaint_replace") not in (None, 0, 0.0, False, "", []):
+        found.note("inpaint_replace", image["inpaint_replace"])
     model = data.get("model_id") or data.get("model_weights")
     if model and not ours:
         found.note("model", model)
@@ -182,6 +183,28 @@ def _image_tools(image: dict, found: Found) -> None:
         method = image.get("hires_method")
         found.switches.update(hires_fix=True, hires_strength=as_float(strength, "sd-metadata hires_strength"),
                               hires_method=method if method in HIRES_METHODS else HIRES_METHODS[0])
+
+
+def _postprocessing(image: dict, found: Found) -> None:
+    """2.3's -G (facetool, facetool_strength; codeformer_fidelity was not stored: its default then) and -U
+    (upscale: [scale, strength]); the models run are the stanzas of those names here."""
+    strength = image.get("facetool_strength")
+    if strength not in (None, 0, 0.0, False):
+        found.switches["facetool_strength"] = as_float(strength, "sd-metadata facetool_strength")
+        tool = image.get("facetool")
+        if isinstance(tool, str) and re.fullmatch(r"[\w.+:/-]{1,200}", tool):
+            found.switches["facetool"] = tool
+        if image.get("codeformer_fidelity") is not None:
+            found.switches["codeformer_fidelity"] = as_float(image["codeformer_fidelity"], "sd-metadata "
+                                                                                           "codeformer_fidelity")
+    upscale = image.get("upscale")
+    if isinstance(upscale, list) and 1 <= len(upscale) <= 2:
+        numbers = [as_float(v, "sd-metadata upscale") for v in upscale]
+        found.switches["upscale"] = (numbers[0], numbers[1] if len(numbers) == 2 else UPSCALE_STRENGTH)
+        if isinstance(image.get("upscaler"), str) and re.fullmatch(r"[\w.+:/-]{1,200}", image["upscaler"]):
+            found.switches["upscaler"] = image["upscaler"]
+    elif upscale not in (None, [], False):
+        found.note("upscale", upscale)
 
 
 def clip_number(value: object) -> str:
