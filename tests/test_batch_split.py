@@ -52,8 +52,8 @@ def test_models_chain_keeps_each_name_once_last_use_last():
 
 
 def test_lines_that_do_not_parse_do_not_break_a_chain():
-    # -G fails to parse, so the -I -1 still means line 1's image, as in one shell
-    p = plan(['"a" -S 1', '"b" -G 1', '"c" -S 3 -I -1 -f 0.5', '"d" -S 4'], 2)
+    # -r fails to parse, so the -I -1 still means line 1's image, as in one shell
+    p = plan(['"a" -S 1', '"b" -r 1', '"c" -S 3 -I -1 -f 0.5', '"d" -S 4'], 2)
     assert [[l.number for l in r.lines] for r in p.runs] == [[1, 2, 3], [4]]
 
 
@@ -103,7 +103,7 @@ def test_more_processes_than_runs_leaves_some_idle():
 KINDS = st.sampled_from(["gen", "gen", "gen", "ref_seed", "ref_img", "switch_a", "switch_b", "switch_bad",
                          "models", "bad", "comment"])
 TEXT = {"gen": '"x" -S {n}', "ref_seed": '"x" -S -1', "ref_img": '"x" -S {n} -I -1 -f 0.5', "switch_a": "!switch a",
-        "switch_b": "!switch b", "switch_bad": "!switch bad", "models": "!models", "bad": '"x" -G 1',
+        "switch_b": "!switch b", "switch_bad": "!switch bad", "models": "!models", "bad": '"x" -r 1',
         "comment": "# note"}
 
 
@@ -115,7 +115,7 @@ def one_shell(lines):
         if text.startswith("!switch"):
             if text != "!switch bad":
                 model = text.split()[1]
-        elif text.startswith('"x" -S') and "-G" not in text:
+        elif text.startswith('"x" -S') and "-r" not in text:
             seen[number] = (model, previous if "-1" in text else None)
             previous = number
     return seen
@@ -131,7 +131,7 @@ def per_run(p):
             if line.text.startswith("!switch"):
                 if line.text != "!switch bad":
                     model = line.text.split()[1]
-            elif line.text.startswith('"x" -S') and "-G" not in line.text:
+            elif line.text.startswith('"x" -S') and "-r" not in line.text:
                 seen[line.number] = (model, previous if "-1" in line.text else None)
                 previous = line.number
     return seen
@@ -208,8 +208,8 @@ def test_product_order_first_key_slowest_and_json(tmp_path):
     ({"prompt": "fire", "strength": 0.5}, "t.yaml: strength: needs init_img (the strength is img2img's noise level)"),
     ({"prompt": "fire", "seeds": []}, "t.yaml: seeds: the list is empty"),
     ({"prompt": "fire", "seed": 1, "switches": "-S 2"}, "t.yaml: switches and seed both set seed; keep one"),
-    ({"prompt": "fire", "switches": "-G 1"},
-     "t.yaml: switches: -G (--facetool_strength) is an InvokeAI switch that invoke-shell does not support"),
+    ({"prompt": "fire", "switches": "-r 1"},
+     "t.yaml: switches: -r (--inpaint_replace) is an InvokeAI switch that invoke-shell does not support"),
     ({"prompt": "fire", "fit": "yes"}, "t.yaml: fit: --fit is a flag: give true or false, got 'yes'"),
     ({"seeds": [1]}, "t.yaml: no prompt: give prompt: TEXT or prompts: [TEXT, ...]"),
     ({"prompt": "fire", "with_variations": "1:0.5", "seed": None}, "t.yaml: seed: expected single values, got None"),

@@ -58,9 +58,9 @@ def test_from_file_writes_images_with_metadata(tmp_path, sketch, manager):
 
 
 def test_from_stdin_and_failures_set_the_exit_status(tmp_path, manager):
-    result = run_cli(["--from_file", "-"], cwd=tmp_path, stdin='"fire" -s 2 -S 1\n"fire" -f 7\n"fire" -G 1\n')
+    result = run_cli(["--from_file", "-"], cwd=tmp_path, stdin='"fire" -s 2 -S 1\n"fire" -f 7\n"fire" -r 1\n')
     assert result.returncode == 1
-    assert "error: -G (--facetool_strength) is an InvokeAI switch that invoke-shell does not support" in result.stdout
+    assert "error: -r (--inpaint_replace) is an InvokeAI switch that invoke-shell does not support" in result.stdout
     assert result.stdout.splitlines()[-1] == "3 ran, 2 failed"
     assert "Traceback" not in result.stdout + result.stderr
 

@@ -342,7 +342,7 @@ def test_terminal_escapes_in_metadata_never_reach_the_screen(at_prompt, tmp_path
     graph = {"3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 2, "cfg": 7, "positive": ["6", 0]}},
              "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a cat"}},
              "9": {"class_type": f"Evil{escape}Node", "inputs": {}}}
-    for name, chunks in (("dream", {"Dream": f"a cat -s 2 -S 1 -A {escape}x -G {escape} # model_id=m{escape}"}),
+    for name, chunks in (("dream", {"Dream": f"a cat -s 2 -S 1 -A {escape}x -r {escape} # model_id=m{escape}"}),
                          ("comfy", {"prompt": json.dumps(graph)})):
         metadata_png(tmp_path / f"{name}.png", chunks)
         at_prompt.said.clear()

@@ -446,7 +446,7 @@ def test_embiggen_tiles_refines_only_those_tiles(shell):
     ('"fire" --embiggen 2', "--embiggen enlarges a picture: add -I/--init_img"),
     ('"fire" -I x.png --embiggen 9', "--embiggen: the scale must be in [1, 8], got 9.0"),
     ('"fire" -I x.png --embiggen 2 1 0.2 4', "--embiggen takes at most 3 numbers"),
-    ('"fire" -I x.png --embiggen_tiles 2', "--embiggen_tiles and --embiggen_strength shape --embiggen"),
+    ('"fire" -I x.png --embiggen_strength 0.3', "--embiggen_tiles and --embiggen_strength shape --embiggen"),
 ])
 def test_embiggen_mistakes_are_one_line(shell, line, said):
     assert said in refused(shell, line)

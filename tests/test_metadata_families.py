@@ -82,11 +82,12 @@ CASES = [
     ("invoke2 dream", {"Dream": "a cat [dog] -s 30 -S 42 -W 512 -H 768 -C 7.0 -A k_euler_a # model_id=stable-diffusion-1.5"},
      '"a cat [dog]" -s 30 -S 42 -W 512 -H 768 -C 7.0 -A k_euler_a', "InvokeAI 2.x",
      "not carried over: model: stable-diffusion-1.5"),
-    # InvokeAI 2.x switches we lack become notes; the rest is kept, -I/-f included
+    # InvokeAI 2.x switches we lack become notes; the rest is kept, -I/-f and the post-processing included
     ("invoke2 unsupported", {"Dream": "a cat -s 30 -S 42 -W 512 -H 512 -C 7.5 -I init.png -A k_lms -f 0.6 -G 0.8 "
-                                      "-ft gfpgan -U 2 0.75 --seamless # model_id=sd-1.5"},
-     '"a cat" -s 30 -S 42 -W 512 -H 512 -C 7.5 -A k_lms -I init.png -f 0.6 --seamless --seamless_axes x,y',
-     "InvokeAI 2.x", "not carried over: model: sd-1.5, -G 0.8, -ft gfpgan, -U 2 0.75"),
+                                      "-ft gfpgan -U 2 0.75 -r 0.5 --seamless # model_id=sd-1.5"},
+     '"a cat" -s 30 -S 42 -W 512 -H 512 -C 7.5 -A k_lms -I init.png -f 0.6 -G 0.8 -ft gfpgan -U 2.0 0.75 --seamless '
+     "--seamless_axes x,y",
+     "InvokeAI 2.x", "not carried over: model: sd-1.5, -r 0.5"),
     ("invoke2 sampler", {"Dream": "a cat -s 30 -S 1 -C 7.5 -A k_dpmpp_2_a # model_id=x"},
      '"a cat" -s 30 -S 1 -C 7.5 -A k_lms', "InvokeAI 2.x",
      "not carried over: model: x, -A k_dpmpp_2_a (no such sampler here)"),
@@ -104,9 +105,8 @@ CASES = [
     ("invoke2 grid", {"sd-metadata": sd_meta({}, images=[
         dict(INVOKE2_IMAGE, seed=7, width=None, height=None, postprocessing=[{"tool": "gfpgan"}], facetool_strength=0.8),
         dict(INVOKE2_IMAGE, seed=8)])},
-     '"a cat [dog]" -s 30 -S 7 -C 7.0 -A k_euler_a', "InvokeAI 2.x",
-     "not carried over: grid of 2 images (the first is rebuilt), postprocessing: gfpgan, facetool_strength: 0.8, "
-     "model: stable-diffusion-1.5"),
+     '"a cat [dog]" -s 30 -S 7 -C 7.0 -A k_euler_a -G 0.8', "InvokeAI 2.x",
+     "not carried over: grid of 2 images (the first is rebuilt), postprocessing: gfpgan, model: stable-diffusion-1.5"),
     ("invoke2 blend", {"sd-metadata": sd_meta(dict(INVOKE2_IMAGE, prompt=[{"prompt": "blue sphere", "weight": 0.25},
                                                                            {"prompt": "red cube", "weight": 0.75}]))},
      '"blue sphere:0.25,red cube:0.75" -s 30 -S 42 -W 512 -H 768 -C 7.0 -A k_euler_a', "InvokeAI 2.x",

@@ -25,6 +25,7 @@ def demo_model_manager(model):
     class Manager:  # the session fixture's model, as a manager that always has it active
         active = model
         registry = None
+        tools = None  # no -U, -G or -tm here
         device = "cpu"
         precision = "float32"
 
