@@ -46,6 +46,7 @@ command("!help", "!h", usage="!help", help="this list of switches and commands")
 def _fetch(shell, argument: str) -> None:
     from .errors import ParseError
     from .adapter_commands import missing_or_changed
+    from .postprocess_commands import changed_tools
     from .outputs.fetch import differences_line, fetch_one, fetch_to_file, split_argument
     from .paths import in_outdir
 
@@ -65,7 +66,8 @@ def _fetch(shell, argument: str) -> None:
         differences = differences_line(rebuilt.made, shell.manager.device)
         if differences is not None:
             shell.say(differences)
-    for note in missing_or_changed(shell, rebuilt.command, rebuilt.weights):
+    for note in missing_or_changed(shell, rebuilt.command, rebuilt.weights) + changed_tools(
+            shell, rebuilt.command, rebuilt.weights):
         shell.say(note)
     if rebuilt.notes:
         shell.say(rebuilt.notes_line)

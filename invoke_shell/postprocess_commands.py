@@ -75,6 +75,32 @@ def mask(shell, argument: str) -> None:
 POSTPROCESSING = {"upscale", "upscaler", "facetool_strength", "facetool", "codeformer_fidelity", "save_original"}
 
 
+def changed_tools(shell, command: str, recorded: tuple[tuple[str, str, str], ...]) -> list[str]:
+    """A note for each post-processing model a fetched command needs that is not configured here, or whose
+    file here is not the one the image was made with (its sha256 differs from the recorded one)."""
+    from .errors import ModelError
+    from .models.tools import WORDS, entry_sha256, find
+
+    request = parse(command)
+    wanted = [(fmt, name) for fmt, name, on in (("upscaler", request.upscaler, request.upscaler is not None),
+                                                 ("facetool", request.facetool, bool(request.facetool_strength)),
+                                                 ("text_mask", None, request.text_mask is not None)) if on]
+    hashes = {(kind, name): digest for kind, name, digest in recorded}
+    notes = []
+    for fmt, name in wanted:
+        try:
+            entry = find(shell.manager.registry, fmt, name)
+            digest = hashes.get((fmt, entry.name))
+            here = entry_sha256(entry) if digest and entry.location().exists() else digest
+        except (ModelError, OSError) as exc:
+            notes.append(f"note: {exc}")
+            continue
+        if here != digest:
+            notes.append(f"note: {WORDS[fmt]} {entry.name} here ({entry.location()}) is not the file the image "
+                         f"was made with (sha256 {here[:12]} here, {digest[:12]} in the image)")
+    return notes
+
+
 def postprocessing_only(switches: list[str]) -> bool:
     """Whether a !fix's switches ask only for -U/-G and their settings (the picture itself is processed, no
     model runs)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from .errors import ImageError, ParseError, ShellError
+from .errors import ImageError, ModelError, ParseError, ShellError
 from .outputs.fetch import NoMetadata, matching_files, read_png
 from .paths import in_outdir
 from .generation import prepare, refiner_for, render
@@ -106,7 +106,10 @@ def check(shell, path: str, options: Options) -> tuple[str, bool]:
     recorded = rebuilt.made.precision if rebuilt.made is not None else None
     precision = options.precision or request.precision or recorded
     request = replace(request, precision=precision)
-    reasons = [line.removeprefix("note: ") for line in rebuilt.changed_inputs()]
+    from .postprocess_commands import changed_tools
+
+    reasons = [line.removeprefix("note: ") for line in rebuilt.changed_inputs() +
+               changed_tools(shell, rebuilt.command, rebuilt.weights)]
     missing = [r for r in reasons if "is not there" in r or "not a regular file" in r]
     if missing:
         return f"not verified: {missing[0]}", False
@@ -116,7 +119,10 @@ def check(shell, path: str, options: Options) -> tuple[str, bool]:
     adapters.apply(model, request.extras, shell.library)
     refiner = refiner_for(request, model, shell.manager)
     quiet = lambda line: None  # noqa: E731  (the verdict line says what matters)
-    post = chain(request, shell.manager.tools)  # -G, -U and -tm's models, as the file names them
+    try:
+        post = chain(request, shell.manager.tools)  # -G, -U and -tm's models, as the file names them
+    except ModelError as exc:
+        return f"not verified: {exc}", False
     masker = text_masker(request, shell.manager.tools, quiet, [])
     if rebuilt.batch is not None:  # made in one model pass with others: the same pass again
         commands, index = rebuilt.batch

@@ -538,3 +538,25 @@ def test_model_commands_on_a_post_processing_stanza(shell, root, tmp_path, manag
         assert "codeformer" not in yaml.safe_load(conf.read_text())
     finally:
         manager.set_registry(registry)
+
+
+def test_fetch_and_verify_name_a_post_processing_model_that_changed(shell, root, manager):
+    from dataclasses import replace
+
+    run(shell, '"fire" -s 6 -S 3 -U 2 --upscaler realesrgan-x2')
+    path = shell.previous[-1].path
+    registry = manager.registry
+    swapped = replace(registry.get("realesrgan-x2"), path=str(root / "weights" / "RealESRGAN_x4plus.pth"))
+    try:
+        manager.set_registry(registry.with_entry(swapped, replacing="realesrgan-x2"))
+        note = (f"note: upscaler realesrgan-x2 here ({root / 'weights' / 'RealESRGAN_x4plus.pth'}) is not the file "
+                f"the image was made with (sha256 {sha256(root / 'weights/RealESRGAN_x4plus.pth')[:12]} here, "
+                f"{sha256(root / 'weights/RealESRGAN_x2plus.safetensors')[:12]} in the image)")
+        assert note in run(shell, f"!fetch {path}")
+        verdict = next(line for line in run(shell, f"!verify {path}") if line.startswith(path))
+        assert verdict.startswith(f"{path}: differs") and note.removeprefix("note: ") in verdict, verdict
+        manager.set_registry(registry.without("realesrgan-x2"))
+        verdict = next(line for line in run(shell, f"!verify {path}") if line.startswith(path))
+        assert verdict.startswith(f"{path}: not verified: -U/--upscale: no model named 'realesrgan-x2'"), verdict
+    finally:
+        manager.set_registry(registry)

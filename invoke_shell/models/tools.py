@@ -89,6 +89,12 @@ def find(registry: Registry, fmt: str, name: str | None = None) -> ModelEntry:
     return next((e for e in entries if e.default), entries[0])
 
 
+def entry_sha256(entry: ModelEntry) -> str:
+    """A stanza's weights file's sha256 (a CLIPSeg folder: over its files, as a diffusers folder's)."""
+    location = entry.location()
+    return file_sha256(location) if location.is_file() else content_hash(location)
+
+
 @dataclass
 class Tool:
     """A loaded post-processing model."""
@@ -106,10 +112,8 @@ class Tool:
         return self.entry.name
 
     def sha256(self) -> str:
-        """The weights file's sha256 (a CLIPSeg folder: over its files, as a diffusers folder's)."""
         if self._hash is None:
-            location = self.entry.location()
-            self._hash = file_sha256(location) if location.is_file() else content_hash(location)
+            self._hash = entry_sha256(self.entry)
         return self._hash
 
     def describe(self) -> str:

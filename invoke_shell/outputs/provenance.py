@@ -131,14 +131,16 @@ def recorded_model(sd: dict, chunks: dict[str, str]) -> tuple[str | None, str | 
 
 
 def recorded_weights(sd: dict, chunks: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
-    """(kind, name, hash) of each LoRA and embedding the file says the image was made with: this shell's
-    sd-metadata (sha256), else A1111's `Lora hashes` / `TI hashes` (A1111's short hashes). Read as data."""
+    """(kind, name, hash) of each LoRA and embedding (and upscaler, face restorer, CLIPSeg model) the file says
+    the image was made with: this shell's sd-metadata (sha256), else A1111's `Lora hashes` / `TI hashes`
+    (A1111's short hashes). Read as data."""
     from .readers.a1111 import hash_pairs, settings
 
     image = sd.get("image") if isinstance(sd, dict) else None
     found = []
     if isinstance(image, dict):
-        for kind, key in (("lora", "loras"), ("embedding", "embeddings")):
+        for kind, key in (("lora", "loras"), ("embedding", "embeddings"), ("upscaler", "upscaler_model"),
+                          ("facetool", "facetool_model"), ("text_mask", "text_mask_model")):
             entries = image.get(key)
             for entry in entries[:32] if isinstance(entries, list) else ():
                 if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("sha256"), str):
