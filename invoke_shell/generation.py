@@ -65,7 +65,7 @@ def generate(parsed: GenerationRequest, session) -> Made:
     originals = images if request.save_original else None
     images, tools_used = postprocess(request, images, post, session.say,
                                      [job.request.seed for job in jobs])
-    tools_used = tuple(mask_model) + tools_used
+    used = tuple(used) + tuple(mask_model)  # what made the picture before -G and -U (all --save_original keeps)
     grid = grid_request(request, jobs)
     # 7. Save the PNGs (and the run's previews and strips)
     prefix, kept, saved = save(images, batches, model, grid, outdir, (used, tools_used), first, originals)

@@ -74,7 +74,7 @@ def _candidates(path: Path) -> list[Path]:
         if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
             raise ModelError(f"{path}: not a model file (expected {', '.join(CHECKPOINT_SUFFIXES)})")
         return [path]
-    if (path / "model_index.json").is_file() or (path / "config.json").is_file():  # config.json: CLIPSeg
+    if (path / "model_index.json").is_file() or path.is_dir() and recognise(path) == "text_mask":  # CLIPSeg
         return [path]
     if path.is_dir():
         found = sorted({p.parent for p in path.glob("*/model_index.json")} |
@@ -121,6 +121,9 @@ def import_model(shell, argument: str) -> None:
         description = options.get("--description") or (
             f"imported from {target}" if everything else ask(shell, "description", f"imported from {target}"))
         tool = recognise(target)
+        if tool is None and target.suffix.lower() == ".pth":
+            raise ModelError(f"!import_model: {target.name} is neither an upscaler or face restorer spandrel "
+                             "recognises nor a Stable Diffusion checkpoint")
         kind = WORDS[tool] if tool else "model"
         make_default = bool(options.get("--default")) and len(targets) == 1 or (
             not everything and shell.ask is not None and yes(shell, f"make it the default {kind}?"))
@@ -160,6 +163,8 @@ def edit_model(shell, argument: str) -> None:
         current = getattr(old, key)
         if key == "path" and old.format == "ckpt" or key in ("weights", "config") and old.format != "ckpt" \
                 or key == "vae" and old.is_tool:
+            if switch in options:
+                raise ParseError(f"!edit_model: a {old.format} stanza has no {key}")
             continue
         if switch in options:
             changes[key] = options[switch]

@@ -13,6 +13,12 @@ from .prompt_extras import Used
 from .request import GenerationRequest
 
 SUFFIX = ".postprocessed"  # the processed picture's name with --save_original (2.3's)
+PLAIN = "lanczos"          # --upscaler's name for --embiggen's enlargement without a model
+
+
+def enlarges(request: GenerationRequest) -> bool:
+    """Whether --embiggen enlarges the picture (and so needs an upscaler, or Lanczos)."""
+    return request.embiggen is not None and request.embiggen[0] > 1
 
 
 @dataclass(frozen=True)
@@ -23,11 +29,13 @@ class Chain:
     upscaler: object = None   # -U's upscaler, and --embiggen's (when one is configured)
 
     def named(self, request: GenerationRequest) -> GenerationRequest:
-        """The request with -ft and --upscaler naming the stanzas that run (defaults filled in), so that the
-        PNG records which."""
+        """The request with -ft and --upscaler naming the stanzas that run (defaults filled in; `lanczos` for
+        an --embiggen that enlarges without a model), so that the PNG records which."""
         changes = {}
         if self.upscaler is not None:
             changes["upscaler"] = self.upscaler.name
+        elif enlarges(request):
+            changes["upscaler"] = PLAIN
         if self.faces is not None:
             changes["facetool"] = self.faces.name
         return replace(request, **changes) if changes else request
@@ -48,7 +56,7 @@ def chain(request: GenerationRequest, cache) -> Chain:
     if request.upscale is not None:
         upscaler = cache.get("upscaler", request.upscaler)
         upscale.check_scale(request.upscale[0], upscaler)
-    elif request.embiggen is not None and request.embiggen[0] > 1 and (
+    elif enlarges(request) and request.upscaler != PLAIN and (
             request.upscaler is not None or cache.manager.registry.of_format("upscaler")):
         upscaler = cache.get("upscaler", request.upscaler)  # embiggen enlarges with it, as 2.3 did with ESRGAN
     if request.text_mask is not None:

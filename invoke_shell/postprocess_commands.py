@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 from .command_table import CommandTable, split_words
 from .errors import ImageError, ParseError
 from .paths import in_outdir
+from .postprocess import PLAIN
 from .request import GenerationRequest, parse, parse_switches, to_command
 from .switch_values import check_value
 from .switches import BY_DEST
@@ -82,11 +84,16 @@ def changed_tools(shell, command: str, recorded: tuple[tuple[str, str, str], ...
     from .models.tools import WORDS, entry_sha256, find
 
     request = parse(command)
-    wanted = [(fmt, name) for fmt, name, on in (("upscaler", request.upscaler, request.upscaler is not None),
-                                                 ("facetool", request.facetool, bool(request.facetool_strength)),
-                                                 ("text_mask", None, request.text_mask is not None)) if on]
-    hashes = {(kind, name): digest for kind, name, digest in recorded}
     notes = []
+    if request.embiggen is not None and request.embiggen[0] > 1 and request.upscaler is None and \
+            shell.manager.registry.of_format("upscaler"):
+        notes.append("note: this --embiggen records no upscaler (it was made before they were recorded, by "
+                     f"Lanczos); add --upscaler {PLAIN} to replay it as it was made")
+    wanted = [(fmt, name) for fmt, name, on in (
+        ("upscaler", request.upscaler, request.upscaler not in (None, PLAIN)),
+        ("facetool", request.facetool, bool(request.facetool_strength)),
+        ("text_mask", None, request.text_mask is not None)) if on]
+    hashes = {(kind, name): digest for kind, name, digest in recorded}
     for fmt, name in wanted:
         try:
             entry = find(shell.manager.registry, fmt, name)
@@ -105,57 +112,56 @@ def postprocessing_only(switches: list[str]) -> bool:
     """Whether a !fix's switches ask only for -U/-G and their settings (the picture itself is processed, no
     model runs)."""
     values = parse_switches(switches)
-    return bool(values) and set(values) <= POSTPROCESSING and (
-        values.get("upscale") is not None or bool(values.get("facetool_strength")))
+    return bool(values) and set(values) <= POSTPROCESSING and ("upscale" in values or "facetool_strength" in values)
 
 
 def fix_picture(shell, path: str, switches: list[str], recorded: str | None) -> None:
     """!fix FILE -U/-G: the picture restored and enlarged, written as a new PNG carrying the source's command
-    with those switches (and the source's sd-metadata with a `postprocessing` entry for each tool)."""
+    with those switches (and the source's sd-metadata with a `postprocessing` entry for each tool). A source
+    post-processed already, or one that records no command, gets a record of what was done instead."""
+    import os
+    from dataclasses import replace
+
     from .engine.images import open_image
     from .generation import Output
     from .outputs.log import append_log
     from .outputs.naming import next_prefix
     from .outputs.pngio import write_png
+    from .outputs.save import image_name
     from .picture_commands import show_outputs
     from .postprocess import SUFFIX, chain, postprocess
 
-    asked = parse("fix " + " ".join(_quoted(s) for s in switches), shell.defaults)
+    asked = parse("fix " + " ".join(shlex.quote(s) for s in switches), shell.defaults)
+    if asked.upscale is None and not asked.facetool_strength:
+        raise ParseError("!fix: -G/--facetool_strength 0 restores nothing: give a strength above 0, or -U SCALE")
     post = chain(asked, shell.manager.tools)
     asked = post.named(asked)
     if asked.save_original:
         shell.say(f"--save_original: the original is {path} itself, left as it is")
     picture = open_image(path, "!fix").convert("RGB")
-    images, used = postprocess(asked, [picture], post, shell.say)
     base = parse(recorded) if recorded is not None else None
-    seed = base.seed if base is not None and base.seed is not None else None
     fixed = None
-    if base is not None:
-        from dataclasses import replace
-
-        fixed = to_command(replace(base, **{name: getattr(asked, name) for name in (
-            "upscale", "upscaler", "facetool_strength", "facetool", "codeformer_fidelity")}))
+    if base is not None and (base.upscale is not None or base.facetool_strength):
+        shell.say(f"note: {path} was post-processed already (-U/-G): no command makes this picture again, so the "
+                  "new PNG records what was done to it rather than a command")
+    elif base is not None:
+        fixed = to_command(replace(base, **{name: getattr(asked, name) for name in POSTPROCESSING
+                                            if name != "save_original"}))
+    images, used = postprocess(asked, [picture], post, shell.say)
     chunks = _chunks(path, fixed, recorded, asked, used)
-    outdir = shell.outdir
-    import os
-
-    name = seed if seed is not None else os.path.splitext(os.path.basename(path))[0]
-    out = os.path.join(outdir, f"{next_prefix(outdir)}.{name}{SUFFIX}.png")
+    seed = base.seed if base is not None and base.seed is not None else None
+    name = image_name(base) if seed is not None else os.path.splitext(os.path.basename(path))[0]
+    out = os.path.join(shell.outdir, f"{next_prefix(shell.outdir)}.{name}{SUFFIX}.png")
     write_png(out, images[0], chunks)
-    append_log(outdir, out, fixed or f"!fix {path}")
-    shell.say(f"{out}: {fixed or '(the source records no command)'}")
+    append_log(shell.outdir, out, fixed or f"!fix {path} {' '.join(switches)}")
+    shell.say(f"{out}: {fixed or ('(no command: see the note above)' if base else '(the source records no command)')}")
     shell.previous = [Output(out, seed if seed is not None else 0)]
     show_outputs(shell, shell.previous)
 
 
-def _quoted(word: str) -> str:
-    import shlex
-
-    return shlex.quote(word)
-
-
 def _chunks(path: str, fixed: str | None, recorded: str | None, asked: GenerationRequest, used) -> dict[str, str]:
-    """The new PNG's text: the source's sd-metadata (read as data) with the tools added to `postprocessing`."""
+    """The new PNG's text: with a command that makes it (`fixed`), the source's sd-metadata (read as data) with
+    the tools added to 2.3's `postprocessing` list; otherwise this shell's own record of what was done."""
     from . import __version__
     from .outputs.metadata import APP_ID, file_sha256
     from .outputs.pngio import read_text_chunks
@@ -164,7 +170,7 @@ def _chunks(path: str, fixed: str | None, recorded: str | None, asked: Generatio
         meta = json.loads(read_text_chunks(path).get("sd-metadata", "{}"))
     except (ValueError, ImageError):  # a damaged chunk, or a picture that is no PNG: start afresh
         meta = {}
-    readable = isinstance(meta, dict) and isinstance(meta.get("image"), dict)
+    readable = fixed is not None and isinstance(meta, dict) and isinstance(meta.get("image"), dict)
     image = meta["image"] if readable else {}
     steps = image.get("postprocessing") if isinstance(image.get("postprocessing"), list) else []
     models = {u.kind: u for u in used}
@@ -178,9 +184,9 @@ def _chunks(path: str, fixed: str | None, recorded: str | None, asked: Generatio
         steps.append({"tool": "upscale", "dream_command": recorded, "scale": asked.upscale[0],
                       "strength": asked.upscale[1], "model": tool.name, "sha256": tool.sha256})
     image.update(postprocessing=steps, source=path, source_sha256=file_sha256(path))
-    if not readable:  # a picture from elsewhere: what was done to it, in a chunk of this shell's own
-        return {"invoke-shell-fix": json.dumps({"app_id": APP_ID, "app_version": __version__, **image})}
-    chunks = {"sd-metadata": json.dumps(meta)}
-    if fixed is not None:
-        chunks["Dream"] = fixed
+    chunks = {"Dream": fixed} if fixed is not None else {}
+    if readable:
+        chunks["sd-metadata"] = json.dumps(meta)
+    else:  # a picture from elsewhere, or one no command makes: what was done to it, in this shell's own chunk
+        chunks["invoke-shell-fix"] = json.dumps({"app_id": APP_ID, "app_version": __version__, **image})
     return chunks

@@ -187,11 +187,15 @@ class GenerationRequest:
 
     def _check_postprocessing(self, outpainting: bool) -> None:
         """-U, -G and -tm: what each needs, and what they cannot go with."""
-        if self.upscaler is not None and self.upscale is None and self.embiggen is None:
-            raise ParseError("--upscaler names the model -U/--upscale (or --embiggen) enlarges with: add -U SCALE")
-        if (self.facetool is not None or self.codeformer_fidelity is not None) and self.facetool_strength is None:
+        if self.upscaler is not None and self.upscale is None and (self.embiggen or (1,))[0] <= 1:
+            raise ParseError("--upscaler names the model -U/--upscale (or --embiggen SCALE, above 1) enlarges with: "
+                             "add -U SCALE")
+        if self.upscaler == "lanczos" and self.upscale is not None:
+            raise ParseError("--upscaler lanczos is --embiggen's enlargement without a model; -U enlarges with an "
+                             "upscaler model: name one, or drop --upscaler for the default")
+        if (self.facetool is not None or self.codeformer_fidelity is not None) and not self.facetool_strength:
             raise ParseError(f"{'-ft/--facetool' if self.facetool else '-cf/--codeformer_fidelity'} shapes face "
-                             "restoration: add -G/--facetool_strength STRENGTH")
+                             "restoration: add -G/--facetool_strength STRENGTH (above 0)")
         if self.save_original and self.upscale is None and not self.facetool_strength:
             raise ParseError("--save_original keeps the picture from before -U/--upscale or -G/--facetool_strength: "
                              "add one of them")

@@ -183,7 +183,7 @@ SWITCHES: tuple[Switch, ...] = (
            nargs=True),
     Switch("upscaler", (), ("--upscaler",), "str",
            "-U's (and --embiggen's) upscaler: a models.yaml name; default: the upscaler stanza marked default, "
-           "else the first",
+           "else the first; --embiggen also takes lanczos (no model)",
            "NAME", completes="model"),
     Switch("save_original", ("-save_orig",), ("--save_original",), "flag",
            "with -U or -G: keep each picture as it was too; the processed one is <prefix>.<seed>.postprocessed.png"),

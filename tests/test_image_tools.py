@@ -419,12 +419,13 @@ def test_embiggen_enlarges_and_refines_tile_by_tile(shell, tmp_path):
     before = len(shell.said)
     big = run(shell, f'"a red star on a blue background" -s 10 -S 7 -I {init} --embiggen 2.5')
     assert big.shape == (160, 160, 3), "64 x 2.5"
-    assert ("embiggen: 64x64 x2.5 -> 160x160 by Lanczos (no upscaler configured; the upscale strength 0.75 waits "
-            "for one), 9 tiles of 64x64 overlapping 16 px, each 4 of 10 steps at strength 0.4") in shell.said[before:]
+    assert ("embiggen: 64x64 x2.5 -> 160x160 by Lanczos (--upscaler lanczos: no upscaler model, so the upscale "
+            "strength 0.75 has nothing to blend), 9 tiles of 64x64 overlapping 16 px, each 4 of 10 steps at strength "
+            "0.4") in shell.said[before:]
     lanczos = np.asarray(Image.open(init).resize((160, 160), Image.Resampling.LANCZOS)).astype(float)
     assert np.abs(big - lanczos).mean() > 2, "every tile is refined"
     fetched, replayed = fetched_and_replayed(shell, tmp_path)
-    assert "-f 0.4 --embiggen 2.5" in fetched and np.array_equal(big, replayed)
+    assert "-f 0.4 --embiggen 2.5 --upscaler lanczos" in fetched and np.array_equal(big, replayed)
 
 
 def test_embiggen_tiles_refines_only_those_tiles(shell):

@@ -560,3 +560,84 @@ def test_fetch_and_verify_name_a_post_processing_model_that_changed(shell, root,
         assert verdict.startswith(f"{path}: not verified: -U/--upscale: no model named 'realesrgan-x2'"), verdict
     finally:
         manager.set_registry(registry)
+
+
+def test_gfpgan_draws_the_noise_its_file_stores_so_a_command_repeats(manager, root):
+    """GFPGAN's decoder injects noise; real weights give it a strength (random-init weights have 0). The same
+    picture restored twice is the same picture, where fresh noise on each call would differ."""
+    import torch
+    from invoke_shell.engine.faces import restore
+    from invoke_shell.engine.upscale import to_tensor
+    from invoke_shell.models.tools import load
+
+    tool = load(manager.registry.get("gfpgan"))  # a copy of its own: the cached one stays as the file has it
+    with torch.no_grad():
+        for name, parameter in tool.model.model.named_parameters():
+            if name.endswith("noise_strength") or name.endswith(".weight") and parameter.numel() == 1:
+                parameter.fill_(0.1)
+    face = Image.open(root / "face.png").convert("RGB")
+    first, second = (np.asarray(restore(face, tool, 1.0)[0]) for _ in range(2))
+    assert np.array_equal(first, second)
+    x = to_tensor(face.resize((512, 512))) * 2 - 1
+    with torch.inference_mode():
+        fresh = [tool.model.model(x, randomize_noise=True)[0] for _ in range(2)]
+    assert not torch.equal(*fresh), "the noise weights were set: fresh noise would change the picture"
+
+
+def test_fix_on_a_processed_picture_records_what_was_done_not_a_command(shell, root):
+    run(shell, '"fire" -s 6 -S 3 -U 2')
+    said = run(shell, f"!fix {shell.previous[-1].path} -U 2")
+    assert any(line.startswith("note: ") and "post-processed already" in line for line in said), said
+    fixed = shell.previous[-1].path
+    assert Image.open(fixed).size == (256, 256) and "Dream" not in Image.open(fixed).text
+    record = json.loads(Image.open(fixed).text["invoke-shell-fix"])
+    assert [step["tool"] for step in record["postprocessing"]] == ["upscale"]
+    assert record["postprocessing"][0]["dream_command"].endswith("-U 2.0 0.75 --upscaler realesrgan-x4")
+
+
+def test_fix_on_a_picture_another_program_made_carries_the_command(shell, root, tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "a cat\nSteps: 6, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 128x128")
+    Image.open(root / "face.png").save(tmp_path / "a1111.png", pnginfo=info)
+    run(shell, f"!fix {tmp_path / 'a1111.png'} -U 2")
+    fixed = shell.previous[-1].path
+    assert fixed.endswith("000001.5.postprocessed.png")
+    assert Image.open(fixed).text["Dream"].endswith("-U 2.0 0.75 --upscaler realesrgan-x4")
+    assert "fetched" in run(shell, f"!fetch {fixed}")[0]
+
+
+def test_post_processing_switches_that_would_do_nothing_are_refused(shell, root):
+    assert refused(shell, '"fire" -G 0 -ft codeformer') == ("error: -ft/--facetool shapes face restoration: add "
+                                                           "-G/--facetool_strength STRENGTH (above 0)")
+    assert refused(shell, f"!fix {root / 'face.png'} -G 0") == ("error: !fix: -G/--facetool_strength 0 restores "
+                                                               "nothing: give a strength above 0, or -U SCALE")
+    assert refused(shell, f'"x" -I {root / "face.png"} --embiggen_tiles 1 --upscaler realesrgan-x2').startswith(
+        "error: --upscaler names the model -U/--upscale (or --embiggen SCALE, above 1) enlarges with")
+    assert refused(shell, '"fire" -U 2 --upscaler lanczos').startswith("error: --upscaler lanczos is --embiggen's")
+
+
+def test_an_embiggen_without_a_model_records_lanczos_and_replays(shell, root):
+    from PIL.PngImagePlugin import PngInfo
+
+    said = run(shell, f'"a face" -s 6 -S 3 -I {root / "face.png"} --embiggen 1.5 --upscaler lanczos')
+    assert any("by Lanczos (--upscaler lanczos: no upscaler model, so the upscale strength 0.75 has nothing to "
+               "blend)" in line for line in said), said
+    path = shell.previous[-1].path
+    command = Image.open(path).text["Dream"]
+    assert "--embiggen 1.5 --upscaler lanczos" in command
+    assert f"{path}: identical" in run(shell, f"!verify {path}")
+    older = os.path.join(shell.outdir, "older.png")  # as made before embiggen recorded its upscaler
+    info = PngInfo()
+    info.add_text("Dream", command.replace(" --upscaler lanczos", ""))
+    Image.open(path).save(older, pnginfo=info)
+    assert ("note: this --embiggen records no upscaler (it was made before they were recorded, by Lanczos); add "
+            "--upscaler lanczos to replay it as it was made") in run(shell, f"!fetch {older}")
+
+
+def test_save_original_keeps_the_text_mask_model_in_both_records(shell, root):
+    said = run(shell, f'"x" -s 6 -S 3 -I {root / "face.png"} -f 0.5 -tm "a face" 0.52 -U 2 --save_original')
+    original, processed = [line.split(": ")[0] for line in said if ".png: " in line]
+    assert metadata(original)["text_mask_model"] == metadata(processed)["text_mask_model"]
+    assert "upscaler_model" not in metadata(original) and "upscaler_model" in metadata(processed)

@@ -144,9 +144,10 @@ def describe(job, model, count: int, chosen: tuple[int, ...] | None, upscaler=No
     tile = laid[0].box
     which = f"tiles {', '.join(map(str, chosen))} of {len(laid)}" if chosen else f"{len(laid)} tiles"
     how = (f"{upscaler.describe()} blended with Lanczos at {upscale_strength:g}" if upscaler is not None and
-           (width, height) != job.init_image.size else
-           f"Lanczos (no upscaler configured; the upscale strength {upscale_strength:g} waits for one)"
-           if scale > 1 else "Lanczos")
+           (width, height) != job.init_image.size else "Lanczos" if scale <= 1 else
+           f"Lanczos (--upscaler lanczos: no upscaler model, so the upscale strength {upscale_strength:g} has "
+           "nothing to blend)" if request.upscaler == "lanczos" else
+           f"Lanczos (no upscaler configured; the upscale strength {upscale_strength:g} waits for one)")
     return (f"embiggen: {job.init_image.width}x{job.init_image.height} x{scale:g} -> {width}x{height} by {how}, "
             f"{which} "
             f"of {tile[2] - tile[0]}x{tile[3] - tile[1]} overlapping {int((tile[2] - tile[0]) * overlap)} px, each "

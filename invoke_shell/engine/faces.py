@@ -59,10 +59,13 @@ def feather(size: int) -> Image.Image:
 
 def restore_face(face: Image.Image, tool, fidelity: float | None) -> Image.Image:
     """One face (a square picture) through the restorer, at FACE_SIZE, back at its own size. The models
-    work on [-1, 1]; CodeFormer also takes the fidelity (0: quality, 1: faithful to the input)."""
+    work on [-1, 1]; CodeFormer also takes the fidelity (0: quality, 1: faithful to the input). GFPGAN's
+    StyleGAN decoder injects noise: the noise stored in its weights file, not fresh noise on each call (which
+    GFPGAN's own inference draws, so that the same command would not give the same picture)."""
     import torch
 
-    extra = {"weight": FIDELITY if fidelity is None else fidelity} if tool.architecture == "CodeFormer" else {}
+    extra = {"weight": FIDELITY if fidelity is None else fidelity} if tool.architecture == "CodeFormer" else \
+        {"randomize_noise": False} if tool.architecture == "GFPGAN" else {}
     x = to_tensor(face.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.LANCZOS), tool.device)
     with torch.inference_mode():
         y = tool.model.model(x * 2 - 1, **extra)[0]

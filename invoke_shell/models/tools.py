@@ -79,7 +79,7 @@ def find(registry: Registry, fmt: str, name: str | None = None) -> ModelEntry:
                              f"there: {stanza_example(fmt, name, old)} (see docs/postprocessing.md)")
         entry = registry.get(name)
         if entry.format != fmt:
-            raise ModelError(f"{SWITCH[fmt]}: {name!r} is a {entry.format} model, not {a(WORDS[fmt])} "
+            raise ModelError(f"{SWITCH[fmt]}: {name!r} is {a(entry.format)} model, not {a(WORDS[fmt])} "
                              f"(format: {fmt})")
         return entry
     entries = registry.of_format(fmt)
@@ -206,6 +206,8 @@ def recognise(path: Path) -> str | None:
     else (a diffusion model: !import_model's other cases). A checkpoint is told by its keys, read without its
     tensors where the file allows; only a file that could be an upscaler is read whole, as data."""
     path = Path(path)
+    if not path.exists():
+        return None
     if path.is_dir():
         try:
             config = json.loads((path / "config.json").read_text(encoding="utf-8"))
