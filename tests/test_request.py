@@ -145,7 +145,9 @@ def test_defaults_fill_what_the_line_omits():
     ('"fire" -U 2 3', "-U/--upscale: the strength must be in [0, 1], got 3.0"),
     ('"fire" -U 9', "-U/--upscale: the scale must be in [1, 8], got 9.0"),
     ('"fire" -U two', "-U/--upscale expects numbers (SCALE [STRENGTH]), got 'two'"),
-    ('"fire" --upscaler x4', "--upscaler names the model -U/--upscale (or --embiggen) enlarges with: add -U SCALE"),
+    ('"fire" --upscaler x4', "--upscaler names the model -U/--upscale (or --embiggen SCALE, above 1) enlarges with: "
+                             "add -U SCALE"),
+    ('"fire" -U 2 --upscaler lanczos', "--upscaler lanczos is --embiggen's enlargement without a model"),
     ('"fire" --save_original', "--save_original keeps the picture from before -U/--upscale or -G"),
     ('"fire" -I x.png -M m.png -tm hand', "-tm/--text_mask and -M/--init_mask both give the mask"),
     ('"fire" -I x.png -tm hand 1.5', "-tm/--text_mask: the threshold must be in [0, 1], got 1.5"),
