@@ -72,6 +72,9 @@ def mask(shell, argument: str) -> None:
         write_png(name, pictures[kind], record)
         append_log(shell.outdir, name, f"!mask {path} -tm {text!r} {threshold:g}")
         shell.say(f"{name}" + (": the mask (black: repaint), for -M" if kind == "masked" else ""))
+    from .picture_commands import show
+
+    show(shell, [(names["masked"], "mask"), (path, "picture")])
 
 
 POSTPROCESSING = {"upscale", "upscaler", "facetool_strength", "facetool", "codeformer_fidelity", "save_original"}

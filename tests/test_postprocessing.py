@@ -230,7 +230,10 @@ def clipseg_selection(root, picture: Image.Image, text: str, threshold: float) -
 
 
 def test_mask_writes_what_clipseg_returns_at_the_threshold(shell, root):
+    drawn: list[str] = []
+    shell.draw, shell.preview = drawn.append, "blocks"  # as in a terminal: the mask is drawn beside the picture
     said = run(shell, f'!mask {root / "face.png"} -tm "a face" 0.52')
+    assert len(drawn) == 1 and "\u2580" in drawn[0]
     names = sorted(written(shell))
     assert names == ["000001.face.a_face.deselected.png", "000001.face.a_face.masked.png",
                      "000001.face.a_face.selected.png", "invoke_log.txt"]
