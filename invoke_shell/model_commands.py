@@ -61,6 +61,15 @@ def _options(command_name: str, argument: str, allowed: set[str]) -> tuple[list[
     return positional, options
 
 
+def _named_stanza(shell, command_name: str, argument: str, allowed: set[str], usage: str):
+    """(the writable registry, the stanza NAME names, the options) of `!cmd NAME [options]`."""
+    positional, options = _options(command_name, argument, allowed)
+    if len(positional) != 1:
+        raise ParseError(f"{command_name} needs a model name: {usage}")
+    registry = _writable_registry(shell)
+    return registry, registry.get(positional[0]), options
+
+
 def _writable_registry(shell):
     registry = shell.manager.registry
     if registry.source is None:
@@ -152,11 +161,8 @@ def import_model(shell, argument: str) -> None:
 @command("!edit_model", "!edit", usage="!edit_model NAME", completes="model",
          help="change a model's stanza in models.yaml (asks for each field)")
 def edit_model(shell, argument: str) -> None:
-    positional, options = _options("!edit_model", argument, _TEXT | _INT | {"--default"})
-    if len(positional) != 1:
-        raise ParseError("!edit_model needs a model name: !edit_model NAME [--description D] [--path P] ...")
-    registry = _writable_registry(shell)
-    old = registry.get(positional[0])
+    registry, old, options = _named_stanza(shell, "!edit_model", argument, _TEXT | _INT | {"--default"},
+                                           "!edit_model NAME [--description D] [--path P] ...")
     changes = {}
     for switch, key in (("--name", "name"), ("--description", "description"), ("--path", "path"),
                         ("--weights", "weights"), ("--config", "config"), ("--vae", "vae")):
@@ -196,12 +202,8 @@ def edit_model(shell, argument: str) -> None:
 @command("!del_model", "!del", usage="!del_model NAME", completes="model",
          help="remove a model from models.yaml (its files stay on disk)")
 def del_model(shell, argument: str) -> None:
-    positional, options = _options("!del_model", argument, {"--yes"})
-    if len(positional) != 1:
-        raise ParseError("!del_model needs a model name: !del_model NAME [--yes]")
-    registry = _writable_registry(shell)
-    name = positional[0]
-    registry.get(name)
+    registry, entry, options = _named_stanza(shell, "!del_model", argument, {"--yes"}, "!del_model NAME [--yes]")
+    name = entry.name
     shell.model()
     if shell.manager.active is not None and shell.manager.active.name == name:
         raise ModelError(f"!del_model: {name!r} is the active model; !switch to another first")
@@ -232,11 +234,8 @@ def _keep_scheduler_defaults(scheduler, path: Path) -> None:
 def convert_model(shell, argument: str) -> None:
     import shutil
 
-    positional, options = _options("!convert_model", argument, {"--dest"})
-    if len(positional) != 1:
-        raise ParseError("!convert_model needs a model name: !convert_model NAME [--dest DIR]")
-    registry = _writable_registry(shell)
-    entry = registry.get(positional[0])
+    registry, entry, options = _named_stanza(shell, "!convert_model", argument, {"--dest"},
+                                             "!convert_model NAME [--dest DIR]")
     if entry.is_tool:
         raise ModelError(f"!convert_model: {entry.name!r} is a post-processing model (format: {entry.format}); "
                          "it runs from its file as it is")

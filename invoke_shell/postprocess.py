@@ -85,12 +85,11 @@ def text_masker(request: GenerationRequest, cache, say: Callable[[str], None], f
             if not found:
                 found.append(used(tool))
             text, threshold = request.text_mask
-            selected = textmask.segment(tool, picture, text).selected(threshold)
-            share = sum(selected.histogram()[128:]) / (picture.width * picture.height)
+            segmented = textmask.segment(tool, picture, text)
+            share = segmented.share(threshold)
             if 0 < share < 1:  # all or nothing: the mask's check says what to do
-                say(f"text mask: {tool.describe()} finds {text!r} in {share:.0%} of the picture at threshold "
-                    f"{threshold:g}")
-            made[key] = Mask(selected, "text")
+                say(textmask.said(tool, text, share, threshold))
+            made[key] = Mask(segmented.selected(threshold), "text")
         return made[key]
 
     return masker

@@ -65,9 +65,7 @@ def mask(shell, argument: str) -> None:
     names = mask_file_names(shell.outdir, prefix, path, text)
     pictures = {"masked": segmented.mask_file(threshold), "selected": segmented.transparent(True),
                 "deselected": segmented.transparent(False)}
-    selected = segmented.selected(threshold)
-    share = sum(selected.histogram()[128:]) / (picture.width * picture.height)
-    shell.say(f"text mask: {tool.describe()} finds {text!r} in {share:.0%} of {path} at threshold {threshold:g}")
+    shell.say(textmask.said(tool, text, segmented.share(threshold), threshold, path))
     for kind, name in names.items():
         write_png(name, pictures[kind], record)
         append_log(shell.outdir, name, f"!mask {path} -tm {text!r} {threshold:g}")

@@ -135,20 +135,8 @@ def convert(sw: Switch, text: str) -> object:
             return float(text)
         except ValueError:
             raise ParseError(f"{sw.name} expects a number, got {shown_value(text)}") from None
-    if sw.kind == "variations":
-        return parse_variations(sw, text)
-    if sw.kind == "axes":
-        return parse_axes(sw, text)
-    if sw.kind == "outcrop":
-        return parse_outcrop(sw, text)
-    if sw.kind in ("floats", "ints"):
-        return parse_numbers(sw, text)
-    if sw.kind == "direction":
-        return parse_direction(sw, text)
-    if sw.kind == "upscale":
-        return parse_upscale(sw, text)
-    if sw.kind == "textmask":
-        return parse_text_mask(sw, text)
+    if sw.kind in PARSERS:
+        return PARSERS[sw.kind](sw, text)
     if sw.kind == "choice":
         lowered = dict(sw.synonyms).get(text.lower(), text.lower())
         if lowered not in sw.choices:
@@ -278,6 +266,12 @@ def parse_text_mask(sw: Switch, text: str) -> tuple[str, float]:
         except ValueError:
             pass
     return " ".join(words), threshold
+
+
+# the switch kinds whose text needs a parser of its own: kind -> parse(switch, text)
+PARSERS = {"variations": parse_variations, "axes": parse_axes, "outcrop": parse_outcrop, "floats": parse_numbers,
+           "ints": parse_numbers, "direction": parse_direction, "upscale": parse_upscale,
+           "textmask": parse_text_mask}
 
 
 def _check_pair(sw: Switch, value: object) -> None:

@@ -6,6 +6,7 @@ oval, and the whole blended with the original by the strength, as InvokeAI 2.3 b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -29,11 +30,19 @@ class Box:
         return self.left, self.top, self.left + self.size, self.top + self.size
 
 
+@lru_cache(maxsize=1)
+def _cascade():
+    """OpenCV's frontal-face cascade, read from its package once."""
+    import cv2
+
+    return cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+
 def detect(image: Image.Image) -> list[tuple[int, int, int, int]]:
     """(x, y, width, height) of each face found, largest first."""
     import cv2
 
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cascade = _cascade()
     gray = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2GRAY)
     found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(MIN_FACE, MIN_FACE))
     return sorted((tuple(int(v) for v in box) for box in found), key=lambda b: -b[2] * b[3])

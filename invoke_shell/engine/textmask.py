@@ -49,6 +49,11 @@ class Segmented:
         chosen = np.where(self.heat >= threshold, 255, 0)
         return self._over_image(chosen, Image.Resampling.NEAREST)
 
+    def share(self, threshold: float) -> float:
+        """How much of the picture is selected at `threshold` (0 to 1)."""
+        selected = self.selected(threshold)
+        return sum(selected.histogram()[128:]) / (self.image.width * self.image.height)
+
     def mask_file(self, threshold: float) -> Image.Image:
         """The mask as -M reads it (2.3's .masked.png): black where the text is (repaint), white elsewhere."""
         return self.selected(threshold).point(lambda v: 255 - v)
@@ -61,6 +66,11 @@ class Segmented:
         picture = self.image.convert("RGBA")
         picture.putalpha(alpha)
         return picture
+
+
+def said(tool, text: str, share: float, threshold: float, where: str = "the picture") -> str:
+    """The line that says how much of a picture the mask selects."""
+    return f"text mask: {tool.describe()} finds {text!r} in {share:.0%} of {where} at threshold {threshold:g}"
 
 
 def segment(tool, image: Image.Image, text: str) -> Segmented:

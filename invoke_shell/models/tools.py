@@ -151,7 +151,7 @@ def _spandrel(entry: ModelEntry, path: Path) -> Tool:
                          f"{WORDS[entry.format]} weights ({first_line(exc)})") from None
     name = descriptor.architecture.name
     if descriptor.purpose not in PURPOSES[entry.format]:
-        right = next((fmt for fmt, purposes in PURPOSES.items() if descriptor.purpose in purposes), None)
+        right = format_of(descriptor.purpose)
         hint = f"; its stanza should say format: {right}" if right else ""
         raise ModelError(f"model {entry.name!r}: {path.name} holds a {name} model ({descriptor.purpose}), not "
                          f"{a(WORDS[entry.format])}{hint}")
@@ -161,12 +161,22 @@ def _spandrel(entry: ModelEntry, path: Path) -> Tool:
     return Tool(entry, name, descriptor, scale=int(descriptor.scale))
 
 
+def format_of(purpose: str) -> str | None:
+    """The stanza format of a spandrel purpose (SR: upscaler, FaceSR: facetool), or None."""
+    return next((fmt for fmt, purposes in PURPOSES.items() if purpose in purposes), None)
+
+
+def _config(folder: Path):
+    """A model folder's config.json, parsed (OSError or ValueError when it cannot be)."""
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+
+
 def _clipseg(entry: ModelEntry, path: Path) -> Tool:
     if not path.is_dir():
         raise ModelError(f"model {entry.name!r}: a text-mask model is a CLIPSeg folder (config.json and "
                          f"weights), and {path} is a file")
     try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        config = _config(path)
     except (OSError, ValueError) as exc:
         raise ModelError(f"model {entry.name!r}: cannot read {path / 'config.json'} ({first_line(exc)})") from None
     if not isinstance(config, dict) or config.get("model_type") != "clipseg":
@@ -210,7 +220,7 @@ def recognise(path: Path) -> str | None:
         return None
     if path.is_dir():
         try:
-            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            config = _config(path)
         except (OSError, ValueError):
             return None
         return "text_mask" if isinstance(config, dict) and config.get("model_type") == "clipseg" else None
@@ -223,7 +233,7 @@ def recognise(path: Path) -> str | None:
         descriptor = module.ModelLoader().load_from_state_dict(read_weights(path, "model"))
     except Exception:  # noqa: BLE001 - not an architecture spandrel knows (or not loadable): not a tool
         return None
-    return next((fmt for fmt, purposes in PURPOSES.items() if descriptor.purpose in purposes), None)
+    return format_of(descriptor.purpose)
 
 
 def _keys_look_like_diffusion(path: Path) -> bool:
