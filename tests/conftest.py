@@ -53,12 +53,9 @@ def model(manager):
 @pytest.fixture
 def shell(manager, tmp_path):
     """A Shell on the shared model that writes into a temporary outdir and records what it says."""
-    from invoke_shell.shell import Shell
+    from recording import recording_shell
 
-    said: list[str] = []
-    sh = Shell(manager, outdir=str(tmp_path / "outputs"), say=said.append, model="tiny")
-    sh.said = said
-    return sh
+    return recording_shell(manager, tmp_path / "outputs", "tiny")
 
 
 @pytest.fixture(scope="session")

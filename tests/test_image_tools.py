@@ -21,12 +21,9 @@ def demo(cache_dir):
 
 @pytest.fixture
 def shell(demo, tmp_path):
-    from invoke_shell.shell import Shell
+    from recording import recording_shell
 
-    said: list[str] = []
-    sh = Shell(demo, outdir=str(tmp_path / "out"), say=said.append, model="demo")
-    sh.said = said
-    return sh
+    return recording_shell(demo, tmp_path / "out", "demo")
 
 
 def run(shell, line: str) -> np.ndarray:

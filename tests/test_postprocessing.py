@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from postprocessing_models import build, drawn_face
+from recording import recording_shell
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +37,7 @@ def manager(root):
 
 @pytest.fixture
 def shell(manager, tmp_path):
-    from invoke_shell.shell import Shell
-
-    said: list[str] = []
-    sh = Shell(manager, outdir=str(tmp_path / "out"), say=said.append, model="demo")
-    sh.said = said
-    return sh
+    return recording_shell(manager, tmp_path / "out", "demo")
 
 
 def run(shell, line: str) -> list[str]:
@@ -146,11 +142,9 @@ def test_save_original_keeps_the_picture_from_before(shell):
 def test_a_switch_whose_model_is_not_configured_names_the_stanza_to_add(tmp_path, manager):
     from invoke_shell.models.manager import ModelManager
     from invoke_shell.models.registry import BUILTIN
-    from invoke_shell.shell import Shell
 
-    said: list[str] = []
-    bare = Shell(ModelManager(BUILTIN, device="cpu", precision="float32"), outdir=str(tmp_path / "out"),
-                 say=said.append, model="demo")
+    bare = recording_shell(ModelManager(BUILTIN, device="cpu", precision="float32"), tmp_path / "out", "demo")
+    said = bare.said
     drawn_face(64).save(tmp_path / "face.png")
     for line, stanza in (('"fire" -U 2', "realesrgan-x4: {format: upscaler, path: weights/RealESRGAN_x4plus.pth}"),
                          ('"fire" -G 0.5', "gfpgan: {format: facetool, path: weights/GFPGANv1.4.pth}"),
@@ -435,13 +429,9 @@ IN_OUTDIR = ("0000045.4829112.png", "000025.2182095108.png")  # bare names: 2.3 
 
 def test_every_invokeai_documentation_line_runs(manager, root, tmp_path, monkeypatch):
     from invoke_shell.request import Defaults
-    from invoke_shell.shell import Shell
 
     monkeypatch.chdir(tmp_path)
-    said: list[str] = []
-    shell = Shell(manager, defaults=Defaults(steps=8), outdir=str(tmp_path / "outputs"), say=said.append,
-                  model="demo")
-    shell.said = said
+    shell = recording_shell(manager, tmp_path / "outputs", "demo", defaults=Defaults(steps=8))
     run(shell, f'"a face" -s 6 -S 3 -I {root / "face.png"} -f 0.2')  # a picture with its command, as 2.3's were
     made = shell.previous[-1].path
     for name in PICTURES:
@@ -482,15 +472,14 @@ print("ok", installed)
 def test_a_23_root_s_own_files_are_named_in_the_stanza_to_add(tmp_path, root):
     from invoke_shell.models.manager import ModelManager
     from invoke_shell.models.registry import load_registry
-    from invoke_shell.shell import Shell
 
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "models.yaml").write_text("demo:\n  format: diffusers\n  path: builtin:demo\n")
     (tmp_path / "models" / "realesrgan").mkdir(parents=True)
     shutil.copy(root / "weights" / "RealESRGAN_x4plus.pth", tmp_path / "models/realesrgan/realesr-general-x4v3.pth")
-    said: list[str] = []
-    shell = Shell(ModelManager(load_registry(tmp_path / "configs" / "models.yaml"), device="cpu",
-                               precision="float32"), outdir=str(tmp_path / "outputs"), say=said.append, model="demo")
+    shell = recording_shell(ModelManager(load_registry(tmp_path / "configs" / "models.yaml"), device="cpu",
+                                         precision="float32"), tmp_path / "outputs", "demo")
+    said = shell.said
     shell.execute('"fire" -s 4 -U 2')
     assert said == [f"error: -U/--upscale needs an upscaler, and {tmp_path / 'configs' / 'models.yaml'} has none; "
                     "InvokeAI 2.3 left one in its root; add: realesrgan-x4: {format: upscaler, path: "
